@@ -1,0 +1,1 @@
+/* io/dataset.c: being written. */

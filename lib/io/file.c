@@ -1,0 +1,1 @@
+/* io/file.c: being written. */

@@ -1,0 +1,1 @@
+/* io/idx.c: being written. */

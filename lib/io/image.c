@@ -1,0 +1,1 @@
+/* io/image.c: being written. */

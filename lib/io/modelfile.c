@@ -1,0 +1,1 @@
+/* io/modelfile.c: being written. */

@@ -1,0 +1,1 @@
+/* nn/batchnorm.c: being written. */

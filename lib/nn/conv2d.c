@@ -1,0 +1,1 @@
+/* nn/conv2d.c: being written. */

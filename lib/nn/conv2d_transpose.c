@@ -1,0 +1,1 @@
+/* nn/conv2d_transpose.c: being written. */

@@ -1,0 +1,1 @@
+/* nn/dropout.c: being written. */

@@ -1,0 +1,1 @@
+/* nn/layernorm.c: being written. */

@@ -1,0 +1,1 @@
+/* nn/loss.c: being written. */

@@ -1,0 +1,1 @@
+/* nn/pool.c: being written. */

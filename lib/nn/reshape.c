@@ -1,0 +1,1 @@
+/* nn/reshape.c: being written. */

@@ -1,0 +1,1 @@
+/* nn/spectral_norm.c: being written. */

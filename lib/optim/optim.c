@@ -1,0 +1,1 @@
+/* optim/optim.c: being written. */

@@ -1,0 +1,1 @@
+/* train/fit.c: being written. */

@@ -1,0 +1,1 @@
+/* train/frechet.c: being written. */

@@ -1,0 +1,1 @@
+/* train/gan.c: being written. */
