@@ -678,11 +678,15 @@ typedef enum dng_loss_kind {
 
 /**
  * Compute a loss and, if @p grad is not NULL, its gradient with respect to
- * @p pred (same shape as @p pred).
+ * @p pred (same shape as @p pred), written over, not added to. Elementwise
+ * losses take a target of pred's shape, or [N] against [N, 1] (elementwise,
+ * not broadcast).
  * @param value receives the loss; may be NULL.
  * @return #DNG_ERR_SHAPE on mismatched shapes, #DNG_ERR_INVALID_ARGUMENT on
- *         a class index out of range, #DNG_ERR_NUMERIC when the loss is not
- *         finite.
+ *         a class index that is not an integer in 0..C-1, a BCE target
+ *         outside [0, 1] or a hinge target other than -1 and +1,
+ *         #DNG_ERR_NUMERIC when the loss is not finite (@p grad is then
+ *         unspecified and @p value untouched).
  * @since 0.1.0
  */
 DNG_API dng_status dng_loss(dng_loss_kind kind, const dng_tensor *pred,
@@ -707,7 +711,8 @@ typedef enum dng_schedule {
     DNG_SCHED_CONSTANT = 0,    /**< lr stays at the base rate */
     DNG_SCHED_STEP = 1,        /**< lr = base * gamma^floor(t / period) */
     DNG_SCHED_EXPONENTIAL = 2, /**< lr = base * gamma^t */
-    /** lr = min + (base - min) (1 + cos(pi t / period)) / 2, t <= period */
+    /** lr = min + (base - min) (1 + cos(pi t / period)) / 2; past period
+     *  it rises again, as PyTorch's CosineAnnealingLR */
     DNG_SCHED_COSINE = 3,
     /** lr = base * min(1, (t + 1) / (period + 1)): linear warm-up */
     DNG_SCHED_WARMUP_LINEAR = 4
@@ -750,7 +755,8 @@ DNG_API void dng_optim_destroy(dng_optim *opt);
 
 /**
  * Apply one update to @p net's parameters from its accumulated gradients
- * (after gradient-norm clipping, when set). Gradients are left as they are.
+ * (after gradient-norm clipping, when set). Gradients are not zeroed;
+ * clipping scales them in place, as clip_grad_norm_ does.
  * @return #DNG_ERR_NUMERIC when a gradient is not finite (nothing is
  *         updated), #DNG_ERR_STATE for a network other than the first.
  * @since 0.1.0

@@ -106,11 +106,21 @@ DNG_API dng_status dng_rng_uniform(dng_rng *rng, float *out, int64_t n,
                           "dng_rng_uniform: out is NULL");
     if (!isfinite(lo) || !isfinite(hi) || !(lo <= hi))
         return dng__error(DNG_ERR_INVALID_ARGUMENT,
-                          "dng_rng_uniform: bounds [%g, %g) are not finite "
-                          "and ordered", (double)lo, (double)hi);
-    for (int64_t i = 0; i < n; i++) {
-        float v = lo + (hi - lo) * dng__rng_uniform01(rng);
-        out[i] = v < hi ? v : lo; /* rounding may reach hi */
+                          "dng_rng_uniform: lo = %g and hi = %g must be "
+                          "finite with lo <= hi", (double)lo, (double)hi);
+    if (isfinite(hi - lo)) {
+        for (int64_t i = 0; i < n; i++) {
+            float v = lo + (hi - lo) * dng__rng_uniform01(rng);
+            out[i] = v < hi ? v : lo; /* rounding may reach hi */
+        }
+    } else {
+        /* hi - lo overflows float (e.g. [-FLT_MAX, FLT_MAX)): scale in
+         * double, where the span is finite, then round back. */
+        for (int64_t i = 0; i < n; i++) {
+            float v = (float)((double)lo + ((double)hi - (double)lo) *
+                                               dng__rng_uniform01(rng));
+            out[i] = v < hi ? v : lo;
+        }
     }
     return DNG_OK;
 }
@@ -128,8 +138,8 @@ DNG_API dng_status dng_rng_normal(dng_rng *rng, float *out, int64_t n,
                           "dng_rng_normal: out is NULL");
     if (!isfinite(mean) || !isfinite(std) || std < 0)
         return dng__error(DNG_ERR_INVALID_ARGUMENT,
-                          "dng_rng_normal: mean %g / std %g must be finite "
-                          "and std >= 0", (double)mean, (double)std);
+                          "dng_rng_normal: mean = %g and std = %g must be "
+                          "finite with std >= 0", (double)mean, (double)std);
     for (int64_t i = 0; i < n; i++)
         out[i] = mean + std * dng__rng_normal1(rng);
     return DNG_OK;

@@ -202,17 +202,21 @@ DNG_API dng_status dng_tensor_fill(dng_tensor *t, float value)
 DNG_API dng_status dng_tensor_fill_uniform(dng_tensor *t, dng_rng *rng,
                                            float lo, float hi)
 {
+    dng_status s;
     DNG__CHECK_NULL(t, "dng_tensor_fill_uniform");
     DNG__CHECK_NULL(rng, "dng_tensor_fill_uniform");
-    return dng_rng_uniform(rng, t->data, t->numel, lo, hi);
+    s = dng_rng_uniform(rng, t->data, t->numel, lo, hi);
+    return s == DNG_OK ? s : dng__error_prefix(s, "dng_tensor_fill_uniform");
 }
 
 DNG_API dng_status dng_tensor_fill_normal(dng_tensor *t, dng_rng *rng,
                                           float mean, float std)
 {
+    dng_status s;
     DNG__CHECK_NULL(t, "dng_tensor_fill_normal");
     DNG__CHECK_NULL(rng, "dng_tensor_fill_normal");
-    return dng_rng_normal(rng, t->data, t->numel, mean, std);
+    s = dng_rng_normal(rng, t->data, t->numel, mean, std);
+    return s == DNG_OK ? s : dng__error_prefix(s, "dng_tensor_fill_normal");
 }
 
 DNG_API dng_status dng_tensor_reshape(dng_tensor *t, int ndim,

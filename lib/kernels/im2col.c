@@ -48,15 +48,17 @@ void dng__im2col(const float *x, int64_t c, int64_t h, int64_t w, int kh,
                         memset(dst, 0, (size_t)ow * sizeof *dst);
                         continue;
                     }
-                    const float *src = xc + iy * w + off;
+                    /* Indices stay inside the row: the pointer is never
+                     * moved before its start when off < 0. */
+                    const float *src = xc + iy * w;
                     for (int64_t ox = 0; ox < lo; ox++)
                         dst[ox] = 0.0f;
                     if (stride == 1)
-                        memcpy(dst + lo, src + lo,
+                        memcpy(dst + lo, src + lo + off,
                                (size_t)(hi - lo) * sizeof *dst);
                     else
                         for (int64_t ox = lo; ox < hi; ox++)
-                            dst[ox] = src[ox * stride];
+                            dst[ox] = src[ox * stride + off];
                     for (int64_t ox = hi; ox < ow; ox++)
                         dst[ox] = 0.0f;
                 }
@@ -82,13 +84,13 @@ void dng__col2im(const float *col, int64_t c, int64_t h, int64_t w, int kh,
                     if (iy < 0 || iy >= h)
                         continue;
                     const float *src = row + oy * ow;
-                    float *dst = xc + iy * w + off;
+                    float *dst = xc + iy * w;
                     if (stride == 1)
                         for (int64_t ox = lo; ox < hi; ox++)
-                            dst[ox] += src[ox];
+                            dst[ox + off] += src[ox];
                     else
                         for (int64_t ox = lo; ox < hi; ox++)
-                            dst[ox * stride] += src[ox];
+                            dst[ox * stride + off] += src[ox];
                 }
             }
         }

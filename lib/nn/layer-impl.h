@@ -122,4 +122,38 @@ void dng__init_bias(dng_tensor *b, dng_init scheme, int64_t fan_in,
 /* Grow a float buffer to at least n floats (contents lost on growth). */
 dng_status dng__buf_reserve(float **buf, size_t *cap, size_t n);
 
+/* ---- convolution lowering (conv2d.c; conv2d_transpose.c uses it) ---- */
+
+/* An image [c, h, w] seen through kh x kw windows moved by stride over
+ * its zero-padded extent: oh x ow positions, each a column of c kh kw
+ * values in dng__im2col's order. */
+typedef struct dng__conv_geom {
+    int64_t c, h, w, oh, ow;
+    int kh, kw, stride, pad;
+} dng__conv_geom;
+
+/* Samples that share one GEMM in a batch of n, when a sample's operands
+ * have at most `rows` rows of p columns. A function of the shapes and n
+ * only (never of the thread count), so gradient sums are reproducible. */
+int64_t dng__conv_group(int64_t rows, int64_t p, int64_t n);
+/* Threads worth starting for about `work` multiply-adds. */
+int dng__conv_threads(int64_t work);
+/* col [c kh kw, m P] (P = oh ow) gets image i (at img + i c h w) lowered
+ * into columns i P .. i P + P - 1. For m > 1, scratch holds `threads`
+ * blocks of c kh kw P floats. */
+void dng__conv_lower(const dng__conv_geom *g, const float *img, int64_t m,
+                     float *col, float *scratch, int threads);
+/* The adjoint: image i = col2im(columns i P ..) + bias[channel] (bias may
+ * be NULL); the images are overwritten. Same scratch as lowering. */
+void dng__conv_raise(const dng__conv_geom *g, const float *col, int64_t m,
+                     const float *bias, float *img, float *scratch,
+                     int threads);
+/* mat [rows, m p] gets src_i [rows, p] (at src + i rows p) as columns
+ * i p .. i p + p - 1; scatter is the inverse, adding bias[row] when bias
+ * is not NULL. */
+void dng__conv_gather(const float *src, int64_t m, int64_t rows, int64_t p,
+                      float *mat, int threads);
+void dng__conv_scatter(const float *mat, int64_t m, int64_t rows, int64_t p,
+                       const float *bias, float *dst, int threads);
+
 #endif
