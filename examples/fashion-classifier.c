@@ -242,7 +242,7 @@ static dng_dataset *head(const dng_dataset *ds, int64_t n)
 
 static int on_epoch(const dng_fit_progress *p, void *user)
 {
-    (void)user;
+    *(dng_fit_progress *)user = *p;
     printf("epoch %2d/%d train_loss=%.4f valid_loss=%.4f "
            "valid_accuracy=%.4f lr=%.2e seconds=%.1f\n",
            p->epoch, p->epochs, (double)p->train_loss,
@@ -261,6 +261,7 @@ int main(int argc, char **argv)
     dng_optim *opt = NULL;
     dng_rng *rng = NULL;
     dng_fit_options fo;
+    dng_fit_progress last;
     dng_status s;
     float test_loss, test_acc;
     int rc = 1, pr = parse_args(argc, argv, &o);
@@ -331,17 +332,21 @@ int main(int argc, char **argv)
            dng_get_num_threads());
     fflush(stdout);
 
+    memset(&last, 0, sizeof last);
     dng_fit_options_default(&fo);
     fo.epochs = o.epochs;
     fo.batch_size = o.batch;
     fo.seed = o.seed;
     fo.patience = o.patience;
     s = dng_fit(net, opt, DNG_LOSS_CROSS_ENTROPY, train, valid, &fo,
-                on_epoch, NULL);
+                on_epoch, &last);
     if (s != DNG_OK) {
         fail("dng_fit", s);
         goto out;
     }
+    if (o.patience > 0)
+        printf("best_epoch=%d (its weights are kept)%s\n", last.best_epoch,
+               last.epoch < o.epochs ? ", stopped early" : "");
     s = dng_evaluate(net, DNG_LOSS_CROSS_ENTROPY, test, 500, &test_loss,
                      &test_acc);
     if (s != DNG_OK) {

@@ -649,6 +649,25 @@ DNG_API dng_status dng_net_save(const dng_net *net, const char *path);
 DNG_API dng_net *dng_net_load(const char *path);
 
 /**
+ * Export the parameters and state tensors as a safetensors file
+ * (little-endian F32, PyTorch-style names such as "0.weight" and
+ * "1.running_mean", so torch.nn.Sequential.load_state_dict takes it).
+ * Written to a temporary name and renamed into place.
+ * @since 0.1.0
+ */
+DNG_API dng_status dng_net_save_safetensors(const dng_net *net,
+                                            const char *path);
+
+/**
+ * Import parameters and state tensors from a safetensors file into an
+ * already built network of the same architecture: every name, dtype
+ * (F32) and shape is checked, PyTorch's integer "num_batches_tracked"
+ * entries are accepted and ignored, and on any mismatch nothing changes.
+ * @since 0.1.0
+ */
+DNG_API dng_status dng_net_load_safetensors(dng_net *net, const char *path);
+
+/**
  * Copy every parameter and state tensor of @p src into @p dst, which must
  * have the same architecture.
  * @since 0.1.0
@@ -828,6 +847,25 @@ DNG_API dng_dataset *dng_dataset_load_idx(const char *images_path,
                                           const char *labels_path);
 
 /**
+ * Open uncompressed IDX files (ubyte images [N, H, W] or [N, D], ubyte
+ * labels [N]) as a memory-mapped dataset read batch by batch, for data
+ * larger than memory. Samples are scaled to [0, 1] as
+ * dng_dataset_load_idx() does. dng_dataset_x() gives NULL for it.
+ * @param labels_path may be NULL.
+ * @since 0.1.0
+ */
+DNG_API dng_dataset *dng_dataset_open_idx(const char *images_path,
+                                          const char *labels_path);
+
+/**
+ * Open float32 C-order .npy files as a memory-mapped dataset: x [N, ...]
+ * and optionally y [N, ...] (NULL for unlabelled data).
+ * @since 0.1.0
+ */
+DNG_API dng_dataset *dng_dataset_open_npy(const char *x_path,
+                                          const char *y_path);
+
+/**
  * Free a dataset. NULL is a no-op.
  * @since 0.1.0
  */
@@ -875,7 +913,10 @@ DNG_API dng_status dng_dataset_shuffle(dng_dataset *ds, dng_rng *rng);
 /**
  * Split into two new datasets: the last round(N * valid_fraction) samples
  * (after shuffling with @p rng, when not NULL) go to @p valid, the rest
- * to @p train. @p valid_fraction is in (0, 1).
+ * to @p train. @p valid_fraction is in (0, 1). The halves of an in-memory
+ * dataset are copies; those of a memory-mapped one (dng_dataset_open_idx(),
+ * dng_dataset_open_npy()) are views sharing its mapping, which copy no
+ * sample and stay valid after @p ds is destroyed.
  * @since 0.1.0
  */
 DNG_API dng_status dng_dataset_split(const dng_dataset *ds,

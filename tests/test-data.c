@@ -330,6 +330,15 @@ START_TEST(idx_bad_files)
         n = fread(raw, 1, sizeof raw, f);
         fclose(f);
         ck_assert_uint_gt(n, 40);
+        /* A compressed file cut short: zlib reports the stream ended
+         * early, which reads as truncated IDX data. */
+        write_bytes(p, raw, n / 2, 0);
+        expect_load_fail(p, NULL, p, "truncated data");
+        /* A damaged CRC-32 in the gzip trailer. */
+        raw[n - 6] ^= 0x01;
+        write_bytes(p, raw, n, 0);
+        expect_load_fail(p, NULL, p, "corrupt compressed data");
+        raw[n - 6] ^= 0x01;
         for (size_t i = 20; i < n - 10; i += 7)
             raw[i] ^= 0x5A;
         write_bytes(p, raw, n, 0);

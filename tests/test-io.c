@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "testutil.h"
 
@@ -220,6 +221,23 @@ START_TEST(npy_numpy_fixtures)
     ck_assert_int_eq(shape[2], 4);
     for (int i = 0; i < 24; i++)
         ck_assert_float_eq(dng_tensor_data(t)[i], (float)i * 0.5f - 3.0f);
+    /* Saved again, it is the very file NumPy wrote. */
+    for (int k = 0; k < 2; k++) {
+        const char *name = k ? "npy-f32-1d.npy" : "npy-f32-3d.npy";
+        dng_tensor *u = k ? dng_tensor_load_npy(data_path(name)) : t;
+        uint8_t *mine, *theirs;
+        size_t l1, l2;
+        ck_assert_ptr_nonnull(u);
+        ck_assert_int_eq(dng_tensor_save_npy(u, tmp_path(name)), DNG_OK);
+        mine = read_bytes(tmp_path(name), &l1);
+        theirs = read_bytes(data_path(name), &l2);
+        ck_assert_uint_eq(l1, l2);
+        ck_assert_mem_eq(mine, theirs, l1);
+        free(mine);
+        free(theirs);
+        if (k)
+            dng_tensor_destroy(u);
+    }
     dng_tensor_destroy(t);
 
     t = dng_tensor_load_npy(data_path("npy-f32-1d.npy"));
@@ -725,7 +743,11 @@ START_TEST(model_layout_matches_spec)
     ck_assert_uint_eq(get_u32(b + off + 24), 4);
     ck_assert_mem_eq(b + off + 32, dng_tensor_data(dng_net_param(net, 0)),
                      4 * 12);
+    /* The CRC is zlib's: the standard check value, and zlib agrees. */
+    ck_assert_uint_eq(dng__crc32(0, "123456789", 9), 0xCBF43926u);
     ck_assert_uint_eq(get_u32(b + len - 4), dng__crc32(0, b, len - 4));
+    ck_assert_uint_eq(get_u32(b + len - 4),
+                      crc32(0L, b, (uInt)(len - 4)));
     free(b);
     dng_net_destroy(net);
 }

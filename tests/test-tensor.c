@@ -12,7 +12,7 @@
 
 #include "testutil.h"
 
-/* The overflow tests ask for 2^63 bytes on purpose: under AddressSanitizer
+/* The overflow tests ask for 2^62 bytes on purpose: under AddressSanitizer
  * that must fail like malloc does, not abort the process. */
 const char *__asan_default_options(void);
 const char *__asan_default_options(void)
@@ -551,7 +551,7 @@ START_TEST(test_tensor_bad_shapes)
     const int64_t ovf64[2] = {INT64_MAX, 2};
     const int64_t ovf64b[2] = {INT64_C(1) << 40, INT64_C(1) << 30};
     const int64_t ovfsize[2] = {INT64_C(1) << 31, INT64_C(1) << 31};
-    const int64_t huge[1] = {INT64_C(1) << 61};
+    const int64_t huge[1] = {INT64_C(1) << 60};
     float data[4] = {0};
     dng_tensor *t;
 
@@ -569,7 +569,7 @@ START_TEST(test_tensor_bad_shapes)
     /* 2^62 elements fit int64_t, but not size_t once counted in bytes */
     EXPECT_NULL(dng_tensor_create(2, ovfsize), "dng_tensor_create",
                 "shape");
-    /* 2^63 bytes passes the arithmetic checks and fails to allocate */
+    /* 2^62 bytes passes the arithmetic checks and fails to allocate */
     EXPECT_NULL(dng_tensor_create(1, huge), "dng_tensor_create", "");
     ck_assert_ptr_nonnull(strstr(dng_last_error(), "allocate"));
     t = dng_tensor_create(8, ok);

@@ -22,6 +22,10 @@ typedef struct dng__dataset_ops {
                             int64_t first, int64_t n, float *x, float *y);
     /* Free priv and any storage beyond ds->x / ds->y; may be NULL. */
     void (*destroy)(dng_dataset *ds);
+    /* A new dataset of the same kind over the physical rows rows[0..n)
+     * (its perm), sharing the storage; takes ownership of rows, also on
+     * failure. May be NULL: dng_dataset_split then copies into memory. */
+    dng_dataset *(*view)(const dng_dataset *ds, int64_t *rows, int64_t n);
 } dng__dataset_ops;
 
 struct dng_dataset {

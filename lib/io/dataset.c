@@ -257,6 +257,18 @@ static dng_dataset *subset(const dng_dataset *ds, const int64_t *idx,
     static const char func[] = "dng_dataset_split";
     int64_t shape[DNG_MAX_DIMS];
     dng_tensor *x, *y = NULL;
+    if (ds->ops->view) {
+        /* Data that cannot move (a mapped file) is shared by a view over
+         * the chosen physical rows rather than copied into memory. */
+        int64_t *rows = dng__calloc((size_t)n, sizeof *rows, func);
+        if (!rows)
+            return NULL;
+        for (int64_t i = 0; i < n; i++) {
+            int64_t k = idx ? idx[i] : start + i;
+            rows[i] = ds->perm ? ds->perm[k] : k;
+        }
+        return ds->ops->view(ds, rows, n);
+    }
     shape[0] = n;
     memcpy(shape + 1, ds->x_shape, (size_t)ds->x_ndim * sizeof *shape);
     if (!(x = dng_tensor_create(ds->x_ndim + 1, shape)))

@@ -242,13 +242,13 @@ uint32_t dng__crc32(uint32_t crc, const void *p, size_t n)
 
 /* ---- files ------------------------------------------------------------- */
 
-dng_status dng__write_file_atomic(const char *func, const char *path,
-                                  const void *data, size_t len)
+dng_status dng__write_file_atomic_parts(const char *func, const char *path,
+                                        int nparts, const void *const *parts,
+                                        const size_t *lens)
 {
     char *tmp;
     size_t plen;
     int fd;
-    const uint8_t *p = data;
     if (!path || !*path)
         return dng__error(DNG_ERR_INVALID_ARGUMENT, "%s: path is empty",
                           func);
@@ -266,21 +266,26 @@ dng_status dng__write_file_atomic(const char *func, const char *path,
         dng__free(tmp);
         return s;
     }
-    while (len > 0) {
-        ssize_t k = write(fd, p, len > (1u << 30) ? (1u << 30) : len);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            dng_status s = dng__error(DNG_ERR_IO, "%s: cannot write %s: %s",
-                                      func, path,
-                                      k < 0 ? strerror(errno) : "no space");
-            close(fd);
-            unlink(tmp);
-            dng__free(tmp);
-            return s;
+    for (int i = 0; i < nparts; i++) {
+        const uint8_t *p = parts[i];
+        size_t len = lens[i];
+        while (len > 0) {
+            ssize_t k = write(fd, p, len > (1u << 30) ? (1u << 30) : len);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0) {
+                dng_status s = dng__error(DNG_ERR_IO, "%s: cannot write %s: "
+                                          "%s", func, path,
+                                          k < 0 ? strerror(errno)
+                                                : "no space");
+                close(fd);
+                unlink(tmp);
+                dng__free(tmp);
+                return s;
+            }
+            p += k;
+            len -= (size_t)k;
         }
-        p += k;
-        len -= (size_t)k;
     }
     /* mkstemp makes 0600 files; a model file is an ordinary file. */
     fchmod(fd, 0644);
@@ -300,6 +305,12 @@ dng_status dng__write_file_atomic(const char *func, const char *path,
     }
     dng__free(tmp);
     return DNG_OK;
+}
+
+dng_status dng__write_file_atomic(const char *func, const char *path,
+                                  const void *data, size_t len)
+{
+    return dng__write_file_atomic_parts(func, path, 1, &data, &len);
 }
 
 dng_status dng__read_file(const char *func, const char *path, size_t max_len,

@@ -69,6 +69,10 @@ static dng_status read_failed(gzFile gz, const char *path)
     if (err == Z_ERRNO)
         return dng__error(DNG_ERR_IO, "%s: cannot read %s: %s", FUNC, path,
                           strerror(e));
+    /* zlib names the stream "<fd:N>" (it was opened with gzdopen); the
+     * message names the file instead. */
+    if (msg && strncmp(msg, "<fd:", 4) == 0 && strstr(msg, ": "))
+        msg = strstr(msg, ": ") + 2;
     return dng__error(DNG_ERR_FORMAT, "%s: %s: corrupt compressed data: %s",
                       FUNC, path, msg && *msg ? msg : "unknown zlib error");
 }

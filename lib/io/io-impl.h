@@ -57,11 +57,29 @@ uint32_t dng__crc32(uint32_t crc, const void *p, size_t n);
  * Errors are DNG_ERR_IO with the path and errno text. */
 dng_status dng__write_file_atomic(const char *func, const char *path,
                                   const void *data, size_t len);
+/* The same for the concatenation of nparts pieces (a header, a payload
+ * and a trailer written without first copying them into one buffer). */
+dng_status dng__write_file_atomic_parts(const char *func, const char *path,
+                                        int nparts, const void *const *parts,
+                                        const size_t *lens);
 
 /* Read a whole file of at most max_len bytes. *data is freed with
  * dng__free. DNG_ERR_IO when it cannot be read, DNG_ERR_FORMAT when it is
  * larger than max_len. */
 dng_status dng__read_file(const char *func, const char *path, size_t max_len,
                           uint8_t **data, size_t *len);
+
+/* Parse the preamble and header of the float32 C-order .npy file at path
+ * (the checks of dng_tensor_load_npy, which its messages name) without
+ * reading the data: its shape (a 0-d array becomes [1]), element count
+ * and the byte offset where the data starts, which runs to the end of
+ * the file. For memory-mapping (lib/io/mapped.c). */
+dng_status dng__npy_probe(const char *path, int *ndim, int64_t *shape,
+                          int64_t *numel, uint64_t *data_offset);
+
+/* dng_net_load_safetensors on a file already in memory (the fuzzing entry
+ * point); name is used in messages only. */
+dng_status dng__net_load_safetensors_bytes(dng_net *net, const uint8_t *data,
+                                           size_t len, const char *name);
 
 #endif

@@ -16,8 +16,10 @@
 static const char model_magic[8] = {'D', 'N', 'G', 'M', 'O', 'D', 'E', 'L'};
 
 /* Bounds that no real network reaches; they keep a corrupt count from
- * turning into a long loop or a large allocation. */
-#define DNG__MAX_LAYERS (1 << 20)
+ * turning into a long loop or a large allocation. Building a network
+ * costs time quadratic in its layer count (dng_net_add rebuilds the
+ * parameter tables), which this bound also keeps to seconds. */
+#define DNG__MAX_LAYERS 65536
 #define DNG__MAX_NAME 255
 /* A spectral-norm wrapper holds one inner layer, which holds none. */
 #define DNG__MAX_NEST 1
@@ -56,6 +58,9 @@ static bool args_in_int_range(const char *name, int n, const int64_t *a)
     return true;
 }
 
+/* Takes ownership of inner in every case (spectral norm's constructor
+ * does too), so a failed call leaks nothing. Errors are DNG_ERR_FORMAT:
+ * the arguments come from a file. */
 dng_layer *dng__layer_from_args(dng__layer_kind kind, int niargs,
                                 const int64_t *iargs, int nfargs,
                                 const float *fargs, dng_layer *inner)
@@ -81,13 +86,13 @@ dng_layer *dng__layer_from_args(dng__layer_kind kind, int niargs,
         break;
     case DNG__LAYER_CONV2D:
         if (arg_counts("conv2d", niargs, nfargs, 6, 0) &&
-            args_in_int_range("conv2d", 4, iargs + 2))
+            args_in_int_range("conv2d", 6, iargs))
             l = dng_conv2d(iargs[0], iargs[1], (int)iargs[2], (int)iargs[3],
                            (int)iargs[4], (int)iargs[5]);
         break;
     case DNG__LAYER_CONV2D_TRANSPOSE:
         if (arg_counts("conv2d_transpose", niargs, nfargs, 6, 0) &&
-            args_in_int_range("conv2d_transpose", 4, iargs + 2))
+            args_in_int_range("conv2d_transpose", 6, iargs))
             l = dng_conv2d_transpose(iargs[0], iargs[1], (int)iargs[2],
                                      (int)iargs[3], (int)iargs[4],
                                      (int)iargs[5]);
@@ -447,6 +452,10 @@ dng_status dng__net_read_state(dng__rbuf *r, dng_net *net, bool apply,
 
 dng_status dng__net_serialize(dng__wbuf *w, const dng_net *net)
 {
+    if (net->nlayers > DNG__MAX_LAYERS)
+        return dng__error(DNG_ERR_UNSUPPORTED, "the network has %d layers; "
+                          "model files hold at most %d", net->nlayers,
+                          DNG__MAX_LAYERS);
     dng__w_u32(w, (uint32_t)net->in_ndim);
     for (int i = 0; i < net->in_ndim; i++)
         dng__w_i64(w, net->in_shape[i]);
@@ -546,25 +555,22 @@ dng_status dng__file_save(const char *func, const char *path,
                           const char magic[8], uint32_t version,
                           const dng__wbuf *payload)
 {
-    dng__wbuf w = {0};
-    dng_status s;
+    uint8_t head[12], tail[4];
+    const void *parts[3] = {head, payload->data, tail};
+    size_t lens[3] = {sizeof head, payload->len, sizeof tail};
     uint32_t crc;
     if (payload->failed)
         return dng__error(DNG_ERR_OUT_OF_MEMORY, "%s: the file contents "
                           "could not be built in memory", func);
-    dng__w_bytes(&w, magic, 8);
-    dng__w_u32(&w, version);
-    dng__w_bytes(&w, payload->data, payload->len);
-    crc = w.failed ? 0 : dng__crc32(0, w.data, w.len);
-    dng__w_u32(&w, crc);
-    if (w.failed) {
-        dng__wbuf_free(&w);
-        return dng__error(DNG_ERR_OUT_OF_MEMORY, "%s: cannot buffer %zu "
-                          "bytes for %s", func, payload->len, path);
-    }
-    s = dng__write_file_atomic(func, path, w.data, w.len);
-    dng__wbuf_free(&w);
-    return s;
+    /* Written in three pieces so that a large payload is never copied. */
+    memcpy(head, magic, 8);
+    for (int i = 0; i < 4; i++)
+        head[8 + i] = (uint8_t)(version >> (8 * i));
+    crc = dng__crc32(0, head, sizeof head);
+    crc = dng__crc32(crc, payload->data, payload->len);
+    for (int i = 0; i < 4; i++)
+        tail[i] = (uint8_t)(crc >> (8 * i));
+    return dng__write_file_atomic_parts(func, path, 3, parts, lens);
 }
 
 dng_status dng__file_check(const char *func, const char *name,

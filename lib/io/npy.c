@@ -24,45 +24,62 @@
 
 /* ---- writing ----------------------------------------------------------- */
 
+static bool host_is_le(void)
+{
+    const uint16_t one = 1;
+    uint8_t b;
+    memcpy(&b, &one, 1);
+    return b == 1;
+}
+
 DNG_API dng_status dng_tensor_save_npy(const dng_tensor *t, const char *path)
 {
-    char dict[64 + DNG_MAX_DIMS * 24];
-    size_t off = 0, hlen, total;
-    dng__wbuf w = {0};
+    char head[128 + DNG_MAX_DIMS * 24];
+    size_t off = NPY_MAGIC_LEN + 4, hlen;
+    dng__wbuf swapped = {0};
+    const void *parts[2];
+    size_t lens[2];
     dng_status s;
     DNG__CHECK_NULL(t, "dng_tensor_save_npy");
     DNG__CHECK_NULL(path, "dng_tensor_save_npy");
-    off += (size_t)snprintf(dict + off, sizeof dict - off,
+    off += (size_t)snprintf(head + off, sizeof head - off,
                             "{'descr': '<f4', 'fortran_order': False, "
                             "'shape': (");
     for (int i = 0; i < t->ndim; i++)
-        off += (size_t)snprintf(dict + off, sizeof dict - off, "%" PRId64
+        off += (size_t)snprintf(head + off, sizeof head - off, "%" PRId64
                                 "%s", t->shape[i],
                                 t->ndim == 1 ? "," : i + 1 < t->ndim ? ", "
                                                                      : "");
-    off += (size_t)snprintf(dict + off, sizeof dict - off, "), }");
+    off += (size_t)snprintf(head + off, sizeof head - off, "), }");
     /* Pad with spaces so that the data starts on a 64-byte boundary (what
      * NumPy writes, good for memory-mapping), then end with '\n'. */
-    hlen = off + 1;
-    total = NPY_MAGIC_LEN + 2 + 2 + hlen;
-    hlen += (64 - total % 64) % 64;
-    dng__w_bytes(&w, NPY_MAGIC, NPY_MAGIC_LEN);
-    dng__w_u8(&w, 1);
-    dng__w_u8(&w, 0);
-    dng__w_u8(&w, (uint8_t)(hlen & 0xff));
-    dng__w_u8(&w, (uint8_t)(hlen >> 8));
-    dng__w_bytes(&w, dict, off);
-    for (size_t i = off; i + 1 < hlen; i++)
-        dng__w_u8(&w, ' ');
-    dng__w_u8(&w, '\n');
-    dng__w_f32s(&w, t->data, (size_t)t->numel);
-    if (w.failed) {
-        dng__wbuf_free(&w);
-        return dng__error(DNG_ERR_OUT_OF_MEMORY, "dng_tensor_save_npy: "
-                          "cannot buffer %" PRId64 " floats", t->numel);
+    while ((off + 1) % 64 != 0)
+        head[off++] = ' ';
+    head[off++] = '\n';
+    hlen = off - NPY_MAGIC_LEN - 4;
+    memcpy(head, NPY_MAGIC, NPY_MAGIC_LEN);
+    head[6] = 1;
+    head[7] = 0;
+    head[8] = (char)(hlen & 0xff);
+    head[9] = (char)(hlen >> 8);
+    parts[0] = head;
+    lens[0] = off;
+    lens[1] = (size_t)t->numel * 4;
+    if (host_is_le()) {
+        /* The floats go straight from the tensor to the file. */
+        parts[1] = t->data;
+    } else {
+        dng__w_f32s(&swapped, t->data, (size_t)t->numel);
+        if (swapped.failed) {
+            dng__wbuf_free(&swapped);
+            return dng__error(DNG_ERR_OUT_OF_MEMORY, "dng_tensor_save_npy: "
+                              "cannot buffer %" PRId64 " floats", t->numel);
+        }
+        parts[1] = swapped.data;
     }
-    s = dng__write_file_atomic("dng_tensor_save_npy", path, w.data, w.len);
-    dng__wbuf_free(&w);
+    s = dng__write_file_atomic_parts("dng_tensor_save_npy", path, 2, parts,
+                                     lens);
+    dng__wbuf_free(&swapped);
     return s;
 }
 
@@ -372,14 +389,6 @@ static dng_status npy_read_header(FILE *f, const char *path, uint64_t fsize,
     return DNG_OK;
 }
 
-static bool host_is_le(void)
-{
-    const uint16_t one = 1;
-    uint8_t b;
-    memcpy(&b, &one, 1);
-    return b == 1;
-}
-
 DNG_API dng_tensor *dng_tensor_load_npy(const char *path)
 {
     FILE *f;
@@ -435,4 +444,35 @@ DNG_API dng_tensor *dng_tensor_load_npy(const char *path)
         }
     }
     return t;
+}
+
+dng_status dng__npy_probe(const char *path, int *ndim, int64_t *shape,
+                          int64_t *numel, uint64_t *data_offset)
+{
+    FILE *f;
+    struct stat st;
+    npy_header h;
+    long pos;
+    dng_status s;
+    f = fopen(path, "rb");
+    if (!f)
+        return dng__error(DNG_ERR_IO, "dng_tensor_load_npy: cannot open %s: "
+                          "%s", path, strerror(errno));
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return dng__error(DNG_ERR_IO, "dng_tensor_load_npy: %s is not a "
+                          "regular file", path);
+    }
+    s = npy_read_header(f, path, (uint64_t)st.st_size, &h, numel);
+    pos = s == DNG_OK ? ftell(f) : -1;
+    fclose(f);
+    if (s != DNG_OK)
+        return s;
+    if (pos < 0)
+        return dng__error(DNG_ERR_IO, "dng_tensor_load_npy: %s: cannot tell "
+                          "the data's position", path);
+    *ndim = h.ndim;
+    memcpy(shape, h.shape, (size_t)h.ndim * sizeof *shape);
+    *data_offset = (uint64_t)pos;
+    return DNG_OK;
 }

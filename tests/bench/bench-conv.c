@@ -7,7 +7,15 @@
  * Build (it is not part of the test suites), from the source root:
  *   cc -O2 -Iinclude -I<builddir>/include tests/bench/bench-conv.c \
  *      -L<builddir>/lib -ldnngen -o bench-conv
- * Usage: bench-conv [threads [reps [case]]], case 0..3 to run only one. */
+ * Usage: bench-conv [threads [reps [case]]], case 0..5 to run only one.
+ *
+ * The PyTorch side, timed the same way (set the thread variables before
+ * importing torch):
+ *   os.environ["OMP_NUM_THREADS"] = "1"; import torch
+ *   torch.set_num_threads(1)
+ *   m = torch.nn.Conv2d(64, 128, 4, 2, 1)  # or ConvTranspose2d(...)
+ *   x = torch.randn(64, 64, 14, 14, requires_grad=True)
+ *   y = m(x); y.backward(torch.ones_like(y))  # time each call */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +122,9 @@ int main(int argc, char **argv)
         {"convT 128->64 7", 1, 128, 64, 7, 4, 2, 1},
         {"conv 64->128 14", 0, 64, 128, 14, 4, 2, 1},
         {"convT 64->1 14", 1, 64, 1, 14, 4, 2, 1},
+        /* the Fashion-MNIST classifier example's convolutions */
+        {"conv 1->32 28 k3", 0, 1, 32, 28, 3, 1, 1},
+        {"conv 32->64 14 k3", 0, 32, 64, 14, 3, 1, 1},
     };
     int threads = argc > 1 ? atoi(argv[1]) : 1;
     int reps = argc > 2 ? atoi(argv[2]) : 30;

@@ -7,10 +7,10 @@ gan=${1:?usage: check-gan-resume.sh FASHION_GAN [model]}
 model=${2:-mlp}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-common="--model $model --limit 640 --batch 32 --seed 5 --ema 0.9 --quiet --out $dir/grid.pgm"
-"$gan" $common --steps 25 --save "$dir/straight.ckpt"
-"$gan" $common --steps 10 --save "$dir/first.ckpt"
-"$gan" $common --steps 25 --resume "$dir/first.ckpt" --save "$dir/resumed.ckpt"
+common="--model $model --limit 320 --batch 16 --seed 5 --ema 0.9 --quiet --out $dir/grid.pgm"
+"$gan" $common --steps 12 --save "$dir/straight.ckpt"
+"$gan" $common --steps 5 --save "$dir/first.ckpt"
+"$gan" $common --steps 12 --resume "$dir/first.ckpt" --save "$dir/resumed.ckpt"
 if cmp "$dir/straight.ckpt" "$dir/resumed.ckpt"; then
   echo "ok: resumed run is bit-identical ($model)"
 else
