@@ -57,7 +57,23 @@ extern "C" {
     X(ERR_NUMERIC, -7, "non-finite value (NaN or infinity)")                 \
     X(ERR_UNSUPPORTED, -8, "unsupported operation")
 
-/** Result of every fallible function: 0 on success, negative on error. */
+/**
+ * Result of every fallible function: 0 on success, negative on error.
+ * The values come from #DNG_STATUS_MAP; each one's description below is
+ * the text dng_status_string() gives for it. The detail of a failure
+ * (which argument, which layer, which file) is in dng_last_error().
+ *
+ * | Code                          | Typical cause |
+ * |-------------------------------|---------------|
+ * | #DNG_ERR_INVALID_ARGUMENT     | NULL handle or pointer, value out of range, unknown enum value |
+ * | #DNG_ERR_SHAPE                | tensor or layer shapes that do not fit |
+ * | #DNG_ERR_OUT_OF_MEMORY        | an allocation failed |
+ * | #DNG_ERR_IO                   | a file could not be opened, read, written or renamed |
+ * | #DNG_ERR_FORMAT               | a file is corrupt, truncated or of an unsupported version or type |
+ * | #DNG_ERR_STATE                | a call out of order, e.g. backward before forward, or a handle already owned elsewhere |
+ * | #DNG_ERR_NUMERIC              | a NaN or infinity in a loss or gradient |
+ * | #DNG_ERR_UNSUPPORTED          | a feature not built in (PNG without libpng), a limit of the implementation, or an operation the handle does not offer (e.g. dng_dataset_x() on a memory-mapped dataset) |
+ */
 typedef enum dng_status {
 #define DNG__STATUS_ENUM(name, num, text) DNG_##name = num,
     DNG_STATUS_MAP(DNG__STATUS_ENUM)
@@ -240,6 +256,7 @@ DNG_API int dng_tensor_ndim(const dng_tensor *t);
 
 /**
  * Size of one dimension.
+ * @param t the tensor.
  * @param axis 0 to ndim - 1, or negative to count from the end.
  * @return the size, or -1 on a NULL tensor or an axis out of range.
  * @since 0.1.0
@@ -269,7 +286,11 @@ DNG_API float *dng_tensor_data(dng_tensor *t);
 
 /**
  * Copy the tensor's floats into @p dst.
+ * @param t the tensor.
+ * @param dst room for at least numel floats.
  * @param n capacity of @p dst in floats; must be at least numel.
+ * @return #DNG_OK, or #DNG_ERR_INVALID_ARGUMENT (NULL pointer, @p n too
+ *         small).
  * @since 0.1.0
  */
 DNG_API dng_status dng_tensor_copy_out(const dng_tensor *t, float *dst,
@@ -411,6 +432,7 @@ DNG_API dng_layer *dng_dropout(float p);
 
 /**
  * An activation layer.
+ * @param kind one of ::dng_act.
  * @param param the negative slope for #DNG_ACT_LEAKY_RELU; ignored
  *        otherwise.
  * @since 0.1.0
@@ -516,6 +538,8 @@ DNG_API dng_status dng_net_set_seed(dng_net *net, uint64_t seed);
 
 /**
  * Run the network on a batch @p x of shape [N, sample shape...].
+ * @param net the network; used by one thread at a time.
+ * @param x the input batch, read only; it may be a wrapped tensor.
  * @param y receives the output, borrowed from the network: valid until the
  *        next forward on it or its destruction.
  * @return #DNG_ERR_SHAPE when @p x does not match the sample shape.
@@ -700,7 +724,13 @@ typedef enum dng_loss_kind {
  * @p pred (same shape as @p pred), written over, not added to. Elementwise
  * losses take a target of pred's shape, or [N] against [N, 1] (elementwise,
  * not broadcast).
+ * @param kind one of ::dng_loss_kind.
+ * @param pred the predictions (logits for the BCE and cross-entropy
+ *        losses), [N, ...].
+ * @param target the targets, as described for each ::dng_loss_kind.
  * @param value receives the loss; may be NULL.
+ * @param grad receives dloss/dpred, a tensor of pred's shape; may be
+ *        NULL.
  * @return #DNG_ERR_SHAPE on mismatched shapes, #DNG_ERR_INVALID_ARGUMENT on
  *         a class index that is not an integer in 0..C-1, a BCE target
  *         outside [0, 1] or a hinge target other than -1 and +1,
@@ -796,6 +826,9 @@ DNG_API float dng_optim_get_lr(const dng_optim *opt);
 
 /**
  * Choose a schedule.
+ * @param opt the optimizer.
+ * @param kind one of ::dng_schedule; #DNG_SCHED_CONSTANT turns scheduling
+ *        off.
  * @param period step size (#DNG_SCHED_STEP), T_max (#DNG_SCHED_COSINE) or
  *        warm-up length (#DNG_SCHED_WARMUP_LINEAR); at least 1 there.
  * @param gamma decay factor for step and exponential schedules, in (0, 1].
@@ -840,7 +873,9 @@ DNG_API dng_dataset *dng_dataset_from_tensors(const dng_tensor *x,
  * Load IDX files (raw or gzip-compressed, as MNIST and Fashion-MNIST ship)
  * into memory. Images [N, 1, H, W] (or [N, D] for 2-D IDX data) are scaled
  * to [0, 1]; labels are class indices stored as floats [N].
- * @param labels_path may be NULL.
+ * @param images_path an IDX file of unsigned bytes, 3-D [N, H, W] or
+ *        2-D [N, D].
+ * @param labels_path a 1-D IDX file of N class indices, or NULL.
  * @since 0.1.0
  */
 DNG_API dng_dataset *dng_dataset_load_idx(const char *images_path,
@@ -851,7 +886,9 @@ DNG_API dng_dataset *dng_dataset_load_idx(const char *images_path,
  * labels [N]) as a memory-mapped dataset read batch by batch, for data
  * larger than memory. Samples are scaled to [0, 1] as
  * dng_dataset_load_idx() does. dng_dataset_x() gives NULL for it.
- * @param labels_path may be NULL.
+ * @param images_path an uncompressed IDX file of unsigned bytes.
+ * @param labels_path an uncompressed 1-D IDX file of N class indices, or
+ *        NULL.
  * @since 0.1.0
  */
 DNG_API dng_dataset *dng_dataset_open_idx(const char *images_path,
@@ -999,7 +1036,12 @@ DNG_API dng_status dng_fit(dng_net *net, dng_optim *opt,
  * batches of @p batch_size. Accuracy compares argmax of the output with
  * the label (class-index labels, or for one output the sign of the logit
  * against a 0/1 label); it is NaN when labels are not class indices.
- * @param loss, accuracy may be NULL.
+ * The network's training mode is restored afterwards.
+ * @param net the network.
+ * @param loss_kind the loss to average, one of ::dng_loss_kind.
+ * @param ds a labelled dataset.
+ * @param batch_size samples per forward pass, 1 or more.
+ * @param loss, accuracy receive the results; either may be NULL.
  * @since 0.1.0
  */
 DNG_API dng_status dng_evaluate(dng_net *net, dng_loss_kind loss_kind,
@@ -1134,6 +1176,9 @@ DNG_API dng_status dng_gan_set_report_interval(dng_gan *gan,
  * dng_gan_set_d_steps()) is followed by one generator update. Real and
  * fake batches go through D separately. The generator's update leaves
  * D's weights and running statistics untouched.
+ * @param gan the trainer.
+ * @param real the real batch [N, sample shape of D], N >= 1 (a
+ *        batch-norm layer over [N, C] in D needs N >= 2).
  * @param rng noise source; NULL uses the trainer's own.
  * @param out receives the statistics; may be NULL. Its size field must be
  *        set.
@@ -1156,7 +1201,11 @@ DNG_API dng_status dng_gan_train(dng_gan *gan, const dng_dataset *ds,
 /**
  * Generate @p n samples into @p out ([n, generator output shape]) in
  * evaluation mode, from the EMA weights when enabled.
+ * @param gan the trainer.
+ * @param n number of samples, 1 or more.
  * @param rng noise source; NULL uses the trainer's own.
+ * @param out receives the samples; its shape must be [n, generator
+ *        output shape].
  * @since 0.1.0
  */
 DNG_API dng_status dng_gan_sample(dng_gan *gan, int64_t n, dng_rng *rng,

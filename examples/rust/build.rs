@@ -50,6 +50,9 @@ fn main() {
     });
     let version = pkg_config(&["--modversion"]).unwrap_or_default();
     let cflags = pkg_config(&["--cflags-only-I"]).unwrap_or_default();
+    // meson's dnngen-uninstalled.pc names the source tree, whose include/
+    // holds the header (its Cflags do not).
+    let srcdir = pkg_config(&["--variable=srcdir"]).unwrap_or_default();
 
     let rpath = env::var("DNNGEN_RPATH").map(|v| v == "1").unwrap_or(false);
     let mut found = false;
@@ -70,9 +73,13 @@ fn main() {
     // The tests compare the loaded library's version with the .pc file's
     // and the `sys` module with the header found through the -I flags.
     println!("cargo:rustc-env=DNNGEN_PC_VERSION={}", version);
-    let incs: Vec<&str> = cflags
+    let mut incs: Vec<String> = cflags
         .split_whitespace()
         .filter_map(|f| f.strip_prefix("-I"))
+        .map(String::from)
         .collect();
+    if !srcdir.is_empty() {
+        incs.push(format!("{}/include", srcdir));
+    }
     println!("cargo:rustc-env=DNNGEN_INCLUDE_DIRS={}", incs.join(":"));
 }

@@ -13,11 +13,13 @@ void *dng__malloc(size_t bytes, const char *what)
     size_t rounded;
     if (bytes == 0)
         bytes = 1;
-    if (bytes > SIZE_MAX - DNG__ALIGN) {
+    if (bytes > SIZE_MAX - 2 * DNG__ALIGN) {
         dng__error(DNG_ERR_OUT_OF_MEMORY, "%s: size overflows size_t", what);
         return NULL;
     }
-    rounded = (bytes + DNG__ALIGN - 1) / DNG__ALIGN * DNG__ALIGN;
+    /* One spare line past the end: BLIS's micro-kernels may load a few
+     * floats beyond the last element of an operand (never using them). */
+    rounded = (bytes + DNG__ALIGN - 1) / DNG__ALIGN * DNG__ALIGN + DNG__ALIGN;
     if (posix_memalign(&p, DNG__ALIGN, rounded) != 0) {
         dng__error(DNG_ERR_OUT_OF_MEMORY,
                    "%s: cannot allocate %zu bytes", what, bytes);

@@ -235,6 +235,19 @@ static dng_status idx_read(const char *role, const char *path, idx_data *d)
             goto done;
         }
     }
+    {
+        /* A gzip stream cut short after its last data byte (its CRC-32
+         * and length trailer missing) still yields every byte: zlib
+         * reports the truncation through gzerror, not gzread's count. */
+        int err = Z_OK;
+        gzerror(gz, &err);
+        if (err == Z_BUF_ERROR) {
+            s = dng__error(DNG_ERR_FORMAT, "%s: %s: the compressed stream "
+                           "is truncated (its integrity trailer is missing)",
+                           FUNC, path);
+            goto done;
+        }
+    }
 done:
     gzclose(gz);
     if (s != DNG_OK) {

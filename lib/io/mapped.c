@@ -5,11 +5,15 @@
  * The whole file is mapped read-only and samples are converted to floats
  * only when a batch asks for them (the dataset ops' read_rows). Shuffling
  * permutes the dataset's perm array, never the file. Pages a read touches
- * become part of the process's resident memory, so after every budget's
- * worth of reading the touched span is released with MADV_DONTNEED: the
- * data stays in the page cache (no disk read to get it back) but resident
- * memory stays bounded however large the file, which is the point of
- * mapping it.
+ * become part of the process's resident memory, and a single fault may
+ * map far more than the page it needs (fault-around, and file systems
+ * with large folios map whole folios of up to 2 MB), so the 2 MB-aligned
+ * blocks holding each run of rows are released with MADV_DONTNEED as
+ * soon as the run is converted: the data stays in the page cache (no disk
+ * read to get it back) but resident memory stays bounded however large
+ * the file, which is the point of mapping it. That costs one system call
+ * per run of consecutive rows, small beside the conversion and the
+ * training step.
  *
  * A mapped file must not be truncated or rewritten while a dataset uses
  * it: reading a page past a file's new end raises SIGBUS, which no
@@ -17,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -36,45 +41,41 @@ enum {
 #define IDX_FLOAT32 0x0D
 #define IDX_MAX_DIMS 4
 
-/* Resident-memory budget of one mapping: 1/32 of the file, within
- * [1 MiB, 64 MiB]. Small enough that a streaming epoch stays far below
- * the file's size, large enough that releasing (a page-table walk over
- * the touched span) is rare. */
-#define BUDGET_MIN ((uint64_t)1 << 20)
-#define BUDGET_MAX ((uint64_t)64 << 20)
-/* A page fault on a file mapping maps up to this much around the faulting
- * address (the kernel's fault_around_bytes), so a scattered read of a few
- * bytes may make this much resident: the budget counts it per read. */
-#define FAULT_AROUND ((uint64_t)64 << 10)
+/* Pages are released in aligned blocks of this size: the largest folio
+ * the page cache maps in one fault on common systems (a PMD on x86-64 and
+ * arm64 with 4 kB pages). Releasing only a row's own pages would leave the
+ * rest of its folio mapped. */
+#define RELEASE_BLOCK ((size_t)2 << 20)
 
 typedef struct mfile {
     uint8_t *map;      /* the whole file, PROT_READ */
     size_t map_len;
     size_t offset;     /* of the first element */
     int elem;
-    float scale;       /* unsigned bytes are multiplied by it */
+    float div;         /* unsigned bytes are divided by it */
     int64_t row_elems; /* elements per sample */
     size_t row_bytes;
 } mfile;
 
 /* The mappings, shared by a dataset and the views dng_dataset_split makes
- * of it. */
+ * of it. Views are separate handles, which the threading rules let
+ * different threads use at once, so what they share and change is
+ * atomic; the mappings themselves are only read. */
 typedef struct mshared {
-    int refs;
+    atomic_int refs;
     mfile x, y;
     bool has_y;
-    uint64_t budget;     /* bytes read between two releases */
-    uint64_t touched;    /* bytes (with fault-around) read since the last */
-    int advice;          /* the madvise hint in force */
+    atomic_int advice;   /* the madvise hint in force */
 } mshared;
 
 /* ---- reading ----------------------------------------------------------- */
 
-/* dst[i] = scale * src[i] for n unsigned bytes. */
-static void conv_u8(const uint8_t *src, int64_t n, float scale, float *dst)
+/* dst[i] = src[i] / div for n unsigned bytes (a division, not a
+ * multiplication by 1 / div, to give dng_dataset_load_idx's values). */
+static void conv_u8(const uint8_t *src, int64_t n, float div, float *dst)
 {
     for (int64_t i = 0; i < n; i++)
-        dst[i] = scale * (float)src[i];
+        dst[i] = (float)src[i] / div;
 }
 
 static bool host_is_le(void)
@@ -100,15 +101,26 @@ static void conv_f32(const uint8_t *src, int64_t n, bool le, float *dst)
     }
 }
 
-/* Convert rows [row, row + count) of f into dst. */
+/* Convert rows [row, row + count) of f into dst, then release the blocks
+ * they lie in. A failed madvise leaves the pages mapped, which costs
+ * memory but not correctness, so it is not an error. */
 static void read_run(const mfile *f, int64_t row, int64_t count, float *dst)
 {
-    const uint8_t *src = f->map + f->offset + (size_t)row * f->row_bytes;
+    size_t at = f->offset + (size_t)row * f->row_bytes;
+    size_t end = at + (size_t)count * f->row_bytes;
     int64_t n = count * f->row_elems;
     if (f->elem == ELEM_U8)
-        conv_u8(src, n, f->scale, dst);
+        conv_u8(f->map + at, n, f->div, dst);
     else
-        conv_f32(src, n, f->elem == ELEM_F32_LE, dst);
+        conv_f32(f->map + at, n, f->elem == ELEM_F32_LE, dst);
+    /* Folios are aligned in the file, so the block is too; map + at is
+     * then page-aligned as madvise needs, and the kernel rounds the
+     * length up to whole pages. */
+    at -= at % RELEASE_BLOCK;
+    end = f->map_len - end < RELEASE_BLOCK - end % RELEASE_BLOCK
+              ? f->map_len
+              : end + (RELEASE_BLOCK - end % RELEASE_BLOCK) % RELEASE_BLOCK;
+    madvise(f->map + at, end - at, MADV_DONTNEED);
 }
 
 /* Tell the kernel how the next reads go: readahead helps a sequential
@@ -117,26 +129,12 @@ static void read_run(const mfile *f, int64_t row, int64_t count, float *dst)
  * changes. */
 static void advise(mshared *m, int advice)
 {
-    if (m->advice == advice)
+    if (atomic_exchange_explicit(&m->advice, advice,
+                                 memory_order_relaxed) == advice)
         return;
-    m->advice = advice;
     madvise(m->x.map, m->x.map_len, advice);
     if (m->has_y)
         madvise(m->y.map, m->y.map_len, advice);
-}
-
-/* Count what a read made resident and release the mappings' pages once
- * the budget is spent. A failed madvise leaves the pages mapped, which
- * costs memory but not correctness, so its result is not an error. */
-static void account(mshared *m, uint64_t bytes)
-{
-    m->touched += bytes;
-    if (m->touched < m->budget)
-        return;
-    madvise(m->x.map, m->x.map_len, MADV_DONTNEED);
-    if (m->has_y)
-        madvise(m->y.map, m->y.map_len, MADV_DONTNEED);
-    m->touched = 0;
 }
 
 static dng_status mapped_read_rows(const dng_dataset *ds, const int64_t *rows,
@@ -145,7 +143,6 @@ static dng_status mapped_read_rows(const dng_dataset *ds, const int64_t *rows,
 {
     mshared *m = ds->priv;
     int64_t i = 0, runs = 0;
-    uint64_t per_row = m->x.row_bytes + (y ? m->y.row_bytes : 0);
     /* Consecutive rows are converted in one go: a sequential pass costs
      * one conversion per batch, a shuffled one one per sample. */
     while (i < n) {
@@ -158,7 +155,6 @@ static dng_status mapped_read_rows(const dng_dataset *ds, const int64_t *rows,
         read_run(&m->x, row, k, x + i * ds->x_stride);
         if (y)
             read_run(&m->y, row, k, y + i * ds->y_stride);
-        account(m, (uint64_t)k * per_row + FAULT_AROUND);
         runs++;
         i += k;
     }
@@ -169,7 +165,7 @@ static dng_status mapped_read_rows(const dng_dataset *ds, const int64_t *rows,
 
 static void mshared_release(mshared *m)
 {
-    if (--m->refs > 0)
+    if (atomic_fetch_sub(&m->refs, 1) > 1)
         return;
     munmap(m->x.map, m->x.map_len);
     if (m->has_y)
@@ -195,7 +191,7 @@ static dng_dataset *mapped_view(const dng_dataset *ds, int64_t *rows,
     *v = *ds;
     v->n = n;
     v->perm = rows;
-    m->refs++;
+    atomic_fetch_add(&m->refs, 1);
     return v;
 }
 
@@ -275,20 +271,14 @@ static dng_dataset *make_dataset(const char *func, mshared *m, int64_t n,
                                  int y_ndim, const int64_t *y_shape)
 {
     dng_dataset *ds = dng__calloc(1, sizeof *ds, func);
-    uint64_t total = m->x.map_len + (m->has_y ? m->y.map_len : 0);
     if (!ds) {
         unmap(&m->x);
         unmap(&m->y);
         dng__free(m);
         return NULL;
     }
-    m->refs = 1;
-    m->budget = total / 32;
-    if (m->budget < BUDGET_MIN)
-        m->budget = BUDGET_MIN;
-    if (m->budget > BUDGET_MAX)
-        m->budget = BUDGET_MAX;
-    m->advice = MADV_NORMAL;
+    atomic_init(&m->refs, 1);
+    atomic_init(&m->advice, MADV_NORMAL);
     ds->ops = &mapped_ops;
     ds->n = n;
     ds->x_ndim = x_ndim;
@@ -419,7 +409,7 @@ DNG_API dng_dataset *dng_dataset_open_idx(const char *images_path,
     }
     /* Unsigned bytes become intensities in [0, 1], as
      * dng_dataset_load_idx gives them. */
-    m->x.scale = 1.0f / 255.0f;
+    m->x.div = 255.0f;
     if (labels_path) {
         if (idx_open(func, "labels_path", labels_path, &m->y, &hy) !=
             DNG_OK) {
@@ -436,7 +426,7 @@ DNG_API dng_dataset *dng_dataset_open_idx(const char *images_path,
             dng__free(m);
             return NULL;
         }
-        m->y.scale = 1.0f;
+        m->y.div = 1.0f;
         m->has_y = true;
         /* Labels [N] are one value per sample; [N, ...] keep their shape. */
         ynd = hy.ndim - 1;

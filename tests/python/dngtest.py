@@ -83,6 +83,8 @@ _SIGNATURES = {
     "dng_net_num_buffers": (C.c_int, [_h]),
     "dng_net_buffer": (_h, [_h, C.c_int]),
     "dng_net_buffer_name": (C.c_char_p, [_h, C.c_int]),
+    "dng_net_save_safetensors": ("status", [_h, C.c_char_p]),
+    "dng_net_load_safetensors": ("status", [_h, C.c_char_p]),
     # losses
     "dng_loss": ("status", [C.c_int, _h, _h, _f32p, _h]),
     # optimizers
@@ -400,6 +402,12 @@ class Net:
     def set_buffer(self, name, value):
         copy_into(lib().dng_net_buffer(self.handle,
                                        self._buffer_index(name)), value)
+
+    def save_safetensors(self, path):
+        lib().dng_net_save_safetensors(self.handle, os.fsencode(path))
+
+    def load_safetensors(self, path):
+        lib().dng_net_load_safetensors(self.handle, os.fsencode(path))
 
     def load_torch(self, module, prefix=""):
         """Copy every parameter and buffer of a torch module whose name the

@@ -311,8 +311,17 @@ def _candidates():
     builds = []
     for pattern in ("libdnngen.so.0", "libdnngen.so", "libdnngen.dylib"):
         builds += glob.glob(os.path.join(root, "build*", "lib", pattern))
+
+    def mtime(path):
+        try:
+            return os.path.getmtime(path)
+        except OSError:        # a dangling link of a half-built tree
+            return None
+
     # The most recently built tree is the one a developer is working in.
-    builds.sort(key=lambda p: os.path.getmtime(p), reverse=True)
+    builds = [(mtime(p), p) for p in builds]
+    builds = [p for t, p in sorted((b for b in builds if b[0] is not None),
+                                   reverse=True)]
     out += [(p, "a build tree next to the package") for p in builds]
     return out
 

@@ -141,6 +141,16 @@ impl Dataset {
     }
 }
 
+impl std::fmt::Debug for Dataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dataset")
+            .field("len", &self.len())
+            .field("sample_shape", &self.sample_shape().unwrap_or_default())
+            .field("has_labels", &self.has_labels())
+            .finish()
+    }
+}
+
 impl Drop for Dataset {
     fn drop(&mut self) {
         unsafe { sys::dng_dataset_destroy(self.ptr.as_ptr()) }
@@ -298,11 +308,23 @@ pub struct Evaluation {
 }
 
 /// Mean loss and accuracy of `net` (in evaluation mode) over `ds`.
-pub fn evaluate(net: &mut Net, loss: LossKind, ds: &Dataset, batch_size: i64) -> Result<Evaluation> {
+pub fn evaluate(
+    net: &mut Net,
+    loss: LossKind,
+    ds: &Dataset,
+    batch_size: i64,
+) -> Result<Evaluation> {
     let mut l = 0.0f32;
     let mut a = 0.0f32;
     check(unsafe {
-        sys::dng_evaluate(net.as_mut_ptr(), loss.raw(), ds.as_ptr(), batch_size, &mut l, &mut a)
+        sys::dng_evaluate(
+            net.as_mut_ptr(),
+            loss.raw(),
+            ds.as_ptr(),
+            batch_size,
+            &mut l,
+            &mut a,
+        )
     })?;
     Ok(Evaluation {
         loss: l,

@@ -108,8 +108,9 @@ impl Error {
         self.status
     }
 
-    /// The message, e.g. "dng_net_add: layer 1 (dense) expects [N, 3] but
-    /// gets [N, 8]".
+    /// The message, which names the function and what is wrong, e.g.
+    /// `dng_net_add: layer 1 (dense) does not fit the shape [8] coming
+    /// from the previous layer: dense expects [4] features per sample`.
     pub fn message(&self) -> &str {
         &self.message
     }

@@ -57,7 +57,14 @@ impl Layer {
     }
 
     /// 2-D convolution on [N, in_ch, H, W], square stride, zero padding.
-    pub fn conv2d(in_ch: i64, out_ch: i64, kh: i32, kw: i32, stride: i32, pad: i32) -> Result<Layer> {
+    pub fn conv2d(
+        in_ch: i64,
+        out_ch: i64,
+        kh: i32,
+        kw: i32,
+        stride: i32,
+        pad: i32,
+    ) -> Result<Layer> {
         Layer::wrap(unsafe { sys::dng_conv2d(in_ch, out_ch, kh, kw, stride, pad) })
     }
 
@@ -156,6 +163,12 @@ impl Layer {
         let p = self.ptr.as_ptr();
         std::mem::forget(self);
         p
+    }
+}
+
+impl std::fmt::Debug for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Layer").field("ptr", &self.ptr).finish()
     }
 }
 

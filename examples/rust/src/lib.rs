@@ -17,7 +17,7 @@
 //! - progress callbacks are closures, run through a trampoline that
 //!   catches panics so that none unwinds through C.
 //!
-//! ```no_run
+//! ```
 //! use dnngen::{Layer, LossKind, Net, Optim, Tensor};
 //! # fn main() -> dnngen::Result<()> {
 //! let mut net = Net::new(&[2])?;
@@ -35,6 +35,8 @@
 //!     net.backward(&dy)?;
 //!     opt.step(&mut net)?;
 //! }
+//! let logits = net.forward(&x)?.to_vec();
+//! assert!(logits[0] < 0.0 && logits[1] > 0.0 && logits[2] > 0.0 && logits[3] < 0.0);
 //! # Ok(())
 //! # }
 //! ```

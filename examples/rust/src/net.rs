@@ -282,6 +282,16 @@ impl Net {
     }
 }
 
+impl std::fmt::Debug for Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Net")
+            .field("layers", &self.num_layers())
+            .field("output_shape", &self.output_shape().unwrap_or_default())
+            .field("param_count", &self.param_count())
+            .finish()
+    }
+}
+
 impl Drop for Net {
     fn drop(&mut self) {
         unsafe { sys::dng_net_destroy(self.ptr.as_ptr()) }
@@ -295,7 +305,7 @@ pub enum LossKind {
     Mse,
     /// mean binary cross-entropy of sigmoid(pred) against targets in [0, 1]
     BceWithLogits,
-    /// pred [N, C] logits, target [N] class indices as floats
+    /// pred [N, C] logits, target `[N]` class indices as floats
     CrossEntropy,
     /// mean of max(0, 1 - target * pred), targets -1 or +1
     Hinge,
@@ -316,7 +326,13 @@ impl LossKind {
 pub fn loss(kind: LossKind, pred: &TensorRef, target: &TensorRef) -> Result<f32> {
     let mut v = 0.0f32;
     check(unsafe {
-        sys::dng_loss(kind.raw(), pred.as_ptr(), target.as_ptr(), &mut v, ptr::null_mut())
+        sys::dng_loss(
+            kind.raw(),
+            pred.as_ptr(),
+            target.as_ptr(),
+            &mut v,
+            ptr::null_mut(),
+        )
     })?;
     Ok(v)
 }
@@ -331,7 +347,13 @@ pub fn loss_grad(
 ) -> Result<f32> {
     let mut v = 0.0f32;
     check(unsafe {
-        sys::dng_loss(kind.raw(), pred.as_ptr(), target.as_ptr(), &mut v, grad.as_mut_ptr())
+        sys::dng_loss(
+            kind.raw(),
+            pred.as_ptr(),
+            target.as_ptr(),
+            &mut v,
+            grad.as_mut_ptr(),
+        )
     })?;
     Ok(v)
 }

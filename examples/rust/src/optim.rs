@@ -108,6 +108,12 @@ impl Optim {
     }
 }
 
+impl std::fmt::Debug for Optim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Optim").field("lr", &self.lr()).finish()
+    }
+}
+
 impl Drop for Optim {
     fn drop(&mut self) {
         unsafe { sys::dng_optim_destroy(self.ptr.as_ptr()) }

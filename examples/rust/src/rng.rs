@@ -23,14 +23,26 @@ impl Rng {
     /// Fill `out` with floats uniform in [lo, hi).
     pub fn uniform(&mut self, out: &mut [f32], lo: f32, hi: f32) -> Result<()> {
         check(unsafe {
-            sys::dng_rng_uniform(self.as_mut_ptr(), out.as_mut_ptr(), out.len() as i64, lo, hi)
+            sys::dng_rng_uniform(
+                self.as_mut_ptr(),
+                out.as_mut_ptr(),
+                out.len() as i64,
+                lo,
+                hi,
+            )
         })
     }
 
     /// Fill `out` with floats from N(mean, std^2).
     pub fn normal(&mut self, out: &mut [f32], mean: f32, std: f32) -> Result<()> {
         check(unsafe {
-            sys::dng_rng_normal(self.as_mut_ptr(), out.as_mut_ptr(), out.len() as i64, mean, std)
+            sys::dng_rng_normal(
+                self.as_mut_ptr(),
+                out.as_mut_ptr(),
+                out.len() as i64,
+                mean,
+                std,
+            )
         })
     }
 
@@ -49,6 +61,14 @@ impl Rng {
     /// The raw handle, for calls through [`crate::sys`].
     pub fn as_mut_ptr(&mut self) -> *mut sys::dng_rng {
         self.ptr.as_ptr()
+    }
+}
+
+impl std::fmt::Debug for Rng {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rng")
+            .field("state", &self.state().unwrap_or_default())
+            .finish()
     }
 }
 

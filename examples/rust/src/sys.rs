@@ -23,7 +23,15 @@ macro_rules! opaque {
     )*};
 }
 
-opaque!(dng_rng, dng_tensor, dng_layer, dng_net, dng_optim, dng_dataset, dng_gan);
+opaque!(
+    dng_rng,
+    dng_tensor,
+    dng_layer,
+    dng_net,
+    dng_optim,
+    dng_dataset,
+    dng_gan
+);
 
 /// `dng_status`: 0 is success, errors are negative.
 pub type dng_status = c_int;
@@ -151,17 +159,30 @@ extern "C" {
     // Random numbers.
     pub fn dng_rng_create(seed: u64) -> *mut dng_rng;
     pub fn dng_rng_destroy(rng: *mut dng_rng);
-    pub fn dng_rng_uniform(rng: *mut dng_rng, out: *mut c_float, n: i64, lo: c_float, hi: c_float)
-        -> dng_status;
-    pub fn dng_rng_normal(rng: *mut dng_rng, out: *mut c_float, n: i64, mean: c_float, std: c_float)
-        -> dng_status;
+    pub fn dng_rng_uniform(
+        rng: *mut dng_rng,
+        out: *mut c_float,
+        n: i64,
+        lo: c_float,
+        hi: c_float,
+    ) -> dng_status;
+    pub fn dng_rng_normal(
+        rng: *mut dng_rng,
+        out: *mut c_float,
+        n: i64,
+        mean: c_float,
+        std: c_float,
+    ) -> dng_status;
     pub fn dng_rng_get_state(rng: *const dng_rng, state: *mut u64) -> dng_status;
     pub fn dng_rng_set_state(rng: *mut dng_rng, state: *const u64) -> dng_status;
 
     // Tensors.
     pub fn dng_tensor_create(ndim: c_int, shape: *const i64) -> *mut dng_tensor;
-    pub fn dng_tensor_from_data(ndim: c_int, shape: *const i64, data: *const c_float)
-        -> *mut dng_tensor;
+    pub fn dng_tensor_from_data(
+        ndim: c_int,
+        shape: *const i64,
+        data: *const c_float,
+    ) -> *mut dng_tensor;
     pub fn dng_tensor_wrap(ndim: c_int, shape: *const i64, data: *mut c_float) -> *mut dng_tensor;
     pub fn dng_tensor_destroy(t: *mut dng_tensor);
     pub fn dng_tensor_ndim(t: *const dng_tensor) -> c_int;
@@ -172,8 +193,12 @@ extern "C" {
     pub fn dng_tensor_copy_out(t: *const dng_tensor, dst: *mut c_float, n: i64) -> dng_status;
     pub fn dng_tensor_copy_in(t: *mut dng_tensor, src: *const c_float, n: i64) -> dng_status;
     pub fn dng_tensor_fill(t: *mut dng_tensor, value: c_float) -> dng_status;
-    pub fn dng_tensor_fill_uniform(t: *mut dng_tensor, rng: *mut dng_rng, lo: c_float, hi: c_float)
-        -> dng_status;
+    pub fn dng_tensor_fill_uniform(
+        t: *mut dng_tensor,
+        rng: *mut dng_rng,
+        lo: c_float,
+        hi: c_float,
+    ) -> dng_status;
     pub fn dng_tensor_fill_normal(
         t: *mut dng_tensor,
         rng: *mut dng_rng,
@@ -219,15 +244,24 @@ extern "C" {
     pub fn dng_net_add(net: *mut dng_net, layer: *mut dng_layer) -> dng_status;
     pub fn dng_net_init(net: *mut dng_net, scheme: dng_init, rng: *mut dng_rng) -> dng_status;
     pub fn dng_net_set_seed(net: *mut dng_net, seed: u64) -> dng_status;
-    pub fn dng_net_forward(net: *mut dng_net, x: *const dng_tensor, y: *mut *mut dng_tensor)
-        -> dng_status;
-    pub fn dng_net_backward(net: *mut dng_net, dy: *const dng_tensor, dx: *mut *mut dng_tensor)
-        -> dng_status;
+    pub fn dng_net_forward(
+        net: *mut dng_net,
+        x: *const dng_tensor,
+        y: *mut *mut dng_tensor,
+    ) -> dng_status;
+    pub fn dng_net_backward(
+        net: *mut dng_net,
+        dy: *const dng_tensor,
+        dx: *mut *mut dng_tensor,
+    ) -> dng_status;
     pub fn dng_net_zero_grad(net: *mut dng_net) -> dng_status;
     pub fn dng_net_set_training(net: *mut dng_net, training: c_int) -> dng_status;
     pub fn dng_net_num_layers(net: *const dng_net) -> c_int;
-    pub fn dng_net_output_shape(net: *const dng_net, ndim: *mut c_int, shape: *mut i64)
-        -> dng_status;
+    pub fn dng_net_output_shape(
+        net: *const dng_net,
+        ndim: *mut c_int,
+        shape: *mut i64,
+    ) -> dng_status;
     pub fn dng_net_num_params(net: *const dng_net) -> c_int;
     pub fn dng_net_param(net: *mut dng_net, i: c_int) -> *mut dng_tensor;
     pub fn dng_net_grad(net: *mut dng_net, i: c_int) -> *mut dng_tensor;
@@ -254,8 +288,12 @@ extern "C" {
     ) -> dng_status;
 
     // Optimizers.
-    pub fn dng_sgd(lr: c_float, momentum: c_float, nesterov: c_int, weight_decay: c_float)
-        -> *mut dng_optim;
+    pub fn dng_sgd(
+        lr: c_float,
+        momentum: c_float,
+        nesterov: c_int,
+        weight_decay: c_float,
+    ) -> *mut dng_optim;
     pub fn dng_adam(
         lr: c_float,
         beta1: c_float,
@@ -294,16 +332,22 @@ extern "C" {
     // Datasets.
     pub fn dng_dataset_from_tensors(x: *const dng_tensor, y: *const dng_tensor)
         -> *mut dng_dataset;
-    pub fn dng_dataset_load_idx(images_path: *const c_char, labels_path: *const c_char)
-        -> *mut dng_dataset;
-    pub fn dng_dataset_open_idx(images_path: *const c_char, labels_path: *const c_char)
-        -> *mut dng_dataset;
-    pub fn dng_dataset_open_npy(x_path: *const c_char, y_path: *const c_char)
-        -> *mut dng_dataset;
+    pub fn dng_dataset_load_idx(
+        images_path: *const c_char,
+        labels_path: *const c_char,
+    ) -> *mut dng_dataset;
+    pub fn dng_dataset_open_idx(
+        images_path: *const c_char,
+        labels_path: *const c_char,
+    ) -> *mut dng_dataset;
+    pub fn dng_dataset_open_npy(x_path: *const c_char, y_path: *const c_char) -> *mut dng_dataset;
     pub fn dng_dataset_destroy(ds: *mut dng_dataset);
     pub fn dng_dataset_size(ds: *const dng_dataset) -> i64;
-    pub fn dng_dataset_sample_shape(ds: *const dng_dataset, ndim: *mut c_int, shape: *mut i64)
-        -> dng_status;
+    pub fn dng_dataset_sample_shape(
+        ds: *const dng_dataset,
+        ndim: *mut c_int,
+        shape: *mut i64,
+    ) -> dng_status;
     pub fn dng_dataset_has_labels(ds: *const dng_dataset) -> c_int;
     pub fn dng_dataset_x(ds: *mut dng_dataset) -> *mut dng_tensor;
     pub fn dng_dataset_y(ds: *mut dng_dataset) -> *mut dng_tensor;
@@ -374,15 +418,28 @@ extern "C" {
         callback: dng_gan_callback,
         user: *mut c_void,
     ) -> dng_status;
-    pub fn dng_gan_sample(gan: *mut dng_gan, n: i64, rng: *mut dng_rng, out: *mut dng_tensor)
-        -> dng_status;
-    pub fn dng_gan_generate(gan: *mut dng_gan, z: *const dng_tensor, out: *mut dng_tensor)
-        -> dng_status;
+    pub fn dng_gan_sample(
+        gan: *mut dng_gan,
+        n: i64,
+        rng: *mut dng_rng,
+        out: *mut dng_tensor,
+    ) -> dng_status;
+    pub fn dng_gan_generate(
+        gan: *mut dng_gan,
+        z: *const dng_tensor,
+        out: *mut dng_tensor,
+    ) -> dng_status;
     pub fn dng_gan_steps(gan: *const dng_gan) -> i64;
     pub fn dng_gan_save_checkpoint(gan: *const dng_gan, path: *const c_char) -> dng_status;
     pub fn dng_gan_load_checkpoint(gan: *mut dng_gan, path: *const c_char) -> dng_status;
-    pub fn dng_write_image_grid(images: *const dng_tensor, cols: c_int, path: *const c_char)
-        -> dng_status;
-    pub fn dng_frechet_distance(a: *const dng_tensor, b: *const dng_tensor, out: *mut c_double)
-        -> dng_status;
+    pub fn dng_write_image_grid(
+        images: *const dng_tensor,
+        cols: c_int,
+        path: *const c_char,
+    ) -> dng_status;
+    pub fn dng_frechet_distance(
+        a: *const dng_tensor,
+        b: *const dng_tensor,
+        out: *mut c_double,
+    ) -> dng_status;
 }
