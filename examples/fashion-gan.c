@@ -4,6 +4,8 @@
  *   fashion-gan --model dcgan --steps 3000 --out samples.png
  *
  * Run with --help for every option. Uses the public API only. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime under -std=c11 */
+
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>

@@ -885,7 +885,8 @@ DNG_API dng_dataset *dng_dataset_load_idx(const char *images_path,
  * Open uncompressed IDX files (ubyte images [N, H, W] or [N, D], ubyte
  * labels [N]) as a memory-mapped dataset read batch by batch, for data
  * larger than memory. Samples are scaled to [0, 1] as
- * dng_dataset_load_idx() does. dng_dataset_x() gives NULL for it.
+ * dng_dataset_load_idx() does. dng_dataset_x() gives NULL for it. A gzip
+ * file is refused with #DNG_ERR_UNSUPPORTED (decompress it first).
  * @param images_path an uncompressed IDX file of unsigned bytes.
  * @param labels_path an uncompressed 1-D IDX file of N class indices, or
  *        NULL.
@@ -896,7 +897,9 @@ DNG_API dng_dataset *dng_dataset_open_idx(const char *images_path,
 
 /**
  * Open float32 C-order .npy files as a memory-mapped dataset: x [N, ...]
- * and optionally y [N, ...] (NULL for unlabelled data).
+ * and optionally y [N, ...] (NULL for unlabelled data), read batch by
+ * batch like dng_dataset_open_idx(); dng_dataset_x() gives NULL for it.
+ * Compressed files are refused with #DNG_ERR_UNSUPPORTED.
  * @since 0.1.0
  */
 DNG_API dng_dataset *dng_dataset_open_npy(const char *x_path,

@@ -587,7 +587,7 @@ START_TEST(npy_open_shuffle_split)
     ck_assert_int_eq(dng_dataset_size(tr) + dng_dataset_size(va), NPY_N);
     ck_assert_int_eq(dng_dataset_size(va), 75);
     ck_assert_ptr_null(tr->x);
-    ck_assert_ptr_eq(tr->priv, ds->priv);
+    ck_assert_ptr_eq(tr->ops, ds->ops);
     dng_dataset_destroy(ds);
     memset(seen, 0, sizeof seen);
     for (int part = 0; part < 2; part++) {

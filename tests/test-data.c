@@ -334,6 +334,10 @@ START_TEST(idx_bad_files)
          * early, which reads as truncated IDX data. */
         write_bytes(p, raw, n / 2, 0);
         expect_load_fail(p, NULL, p, "truncated data");
+        /* Cut after the last data byte: every byte decompresses, only
+         * the CRC-32 and length trailer is missing. */
+        write_bytes(p, raw, n - 8, 0);
+        expect_load_fail(p, NULL, p, "compressed stream is truncated");
         /* A damaged CRC-32 in the gzip trailer. */
         raw[n - 6] ^= 0x01;
         write_bytes(p, raw, n, 0);

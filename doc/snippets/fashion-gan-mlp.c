@@ -103,7 +103,7 @@ int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "/usr/share/datasets/fashion-mnist";
     int64_t limit = argc > 2 ? atoll(argv[2]) : 0;
-    int epochs = argc > 3 ? atoi(argv[3]) : 20;
+    int epochs = argc > 3 ? atoi(argv[3]) : 10;
     check(dng_set_num_threads(argc > 4 ? atoi(argv[4]) : 0), "threads");
 
     /* Unlabelled images, rescaled from [0, 1] to tanh's [-1, 1] in place. */

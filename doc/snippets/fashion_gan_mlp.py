@@ -14,7 +14,7 @@ LATENT = 100
 args = sys.argv[1:] + [None] * 4
 folder = args[0] or "/usr/share/datasets/fashion-mnist"
 limit = int(args[1] or 0)
-epochs = int(args[2] or 20)
+epochs = int(args[2] or 10)
 dg.set_num_threads(int(args[3] or 0))
 
 data = dg.Dataset.load_idx(f"{folder}/train-images-idx3-ubyte.gz")
@@ -23,6 +23,7 @@ if 0 < limit < data.size:
 pixels = data.x.numpy(copy=False)  # a view on the dataset's memory
 pixels *= 2
 pixels -= 1                        # [0, 1] -> [-1, 1], in place
+
 
 def build():
     g = dg.Net([LATENT], [
@@ -40,11 +41,13 @@ def build():
     return dg.GAN(g, d, dg.Adam(2e-4, beta1=0.5), dg.Adam(2e-4, beta1=0.5),
                   loss="bce", seed=1, report_interval=200)
 
+
 def on_report(p):
     s = p.stats
     print(f"epoch {p.epoch}  step {p.step}/{p.steps}  d_loss {s.d_loss:.3f}  "
           f"g_loss {s.g_loss:.3f}  D(real) {s.d_real:.3f}  "
           f"D(fake) {s.d_fake:.3f}", flush=True)
+
 
 gan = build()
 gan.train(data, epochs, 64, callback=on_report)

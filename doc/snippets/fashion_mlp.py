@@ -16,9 +16,11 @@ limit = int(args[1] or 0)
 epochs = int(args[2] or 10)
 dg.set_num_threads(int(args[3] or 0))
 
+
 def load(stem):
     return dg.Dataset.load_idx(f"{folder}/{stem}-images-idx3-ubyte.gz",
                                f"{folder}/{stem}-labels-idx1-ubyte.gz")
+
 
 data, test = load("train"), load("t10k")
 if 0 < limit < data.size:
@@ -33,10 +35,12 @@ net = dg.Net([1, 28, 28], [
 ])
 net.init(dg.Init.HE_NORMAL, rng)
 
+
 def on_epoch(p):
     print(f"epoch {p.epoch}/{p.epochs}  train loss {p.train_loss:.4f}  "
           f"valid loss {p.valid_loss:.4f}  "
           f"valid accuracy {p.valid_accuracy:.4f}", flush=True)
+
 
 opt = dg.Adam(lr=1e-3)
 dg.fit(net, opt, dg.Loss.CROSS_ENTROPY, train, valid, epochs=epochs,

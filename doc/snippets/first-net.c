@@ -39,6 +39,7 @@ int main(void)
     dng_tensor *x = check_ptr(dng_tensor_from_data(2, x_shape, xs), "x");
     dng_tensor *y = check_ptr(dng_tensor_from_data(2, y_shape, ys), "y");
     dng_tensor *grad = check_ptr(dng_tensor_create(2, y_shape), "grad");
+
     /* A sample is a vector of 2 features; the batch dimension comes first
      * in every tensor and is not part of the network's shape. */
     const int64_t sample[1] = {2};
@@ -53,6 +54,7 @@ int main(void)
     char summary[1024];
     check(dng_net_summary(net, summary, sizeof summary), "dng_net_summary");
     printf("%s", summary);
+
     dng_optim *opt = check_ptr(dng_adam(0.05f, 0.9f, 0.999f, 1e-8f, 0.0f),
                                "dng_adam");
     for (int step = 1; step <= 300; step++) {
@@ -67,6 +69,7 @@ int main(void)
         if (step % 100 == 0)
             printf("step %d loss %.6f\n", step, loss);
     }
+
     dng_tensor *logits;
     check(dng_net_set_training(net, 0), "dng_net_set_training");
     check(dng_net_forward(net, x, &logits), "dng_net_forward");

@@ -4,16 +4,21 @@
  *
  * The whole file is mapped read-only and samples are converted to floats
  * only when a batch asks for them (the dataset ops' read_rows). Shuffling
- * permutes the dataset's perm array, never the file. Pages a read touches
- * become part of the process's resident memory, and a single fault may
- * map far more than the page it needs (fault-around, and file systems
- * with large folios map whole folios of up to 2 MB), so the 2 MB-aligned
- * blocks holding each run of rows are released with MADV_DONTNEED as
- * soon as the run is converted: the data stays in the page cache (no disk
+ * permutes the dataset's perm array, never the file.
+ *
+ * Pages a read touches become part of the process's resident memory, and
+ * one fault may map far more than the page it needs (fault-around, and
+ * file systems with large folios map whole folios of up to 2 MB), so
+ * without care an epoch over the file would make all of it resident. Each
+ * handle therefore keeps an upper estimate of what its reads made
+ * resident (every run of consecutive rows counts its bytes plus two whole
+ * 2 MB blocks) and, once that passes a budget, releases the span it
+ * touched with MADV_DONTNEED: the data stays in the page cache (no disk
  * read to get it back) but resident memory stays bounded however large
- * the file, which is the point of mapping it. That costs one system call
- * per run of consecutive rows, small beside the conversion and the
- * training step.
+ * the file. The budget is 1/32 of the file, within [4 MB, 256 MB], so
+ * that on a large file the release (a page-table walk and a TLB flush)
+ * comes once per many rows. A small file (the labels, typically) fits in
+ * its budget and is never released.
  *
  * A mapped file must not be truncated or rewritten while a dataset uses
  * it: reading a page past a file's new end raises SIGBUS, which no
@@ -41,11 +46,12 @@ enum {
 #define IDX_FLOAT32 0x0D
 #define IDX_MAX_DIMS 4
 
-/* Pages are released in aligned blocks of this size: the largest folio
- * the page cache maps in one fault on common systems (a PMD on x86-64 and
- * arm64 with 4 kB pages). Releasing only a row's own pages would leave the
- * rest of its folio mapped. */
-#define RELEASE_BLOCK ((size_t)2 << 20)
+/* The most one fault can map on common systems: a PMD-sized folio (2 MB
+ * on x86-64 and arm64 with 4 kB pages). Spans are released in whole
+ * blocks of this size, aligned in the file as folios are. */
+#define BLOCK ((uint64_t)2 << 20)
+#define BUDGET_MIN ((uint64_t)4 << 20)
+#define BUDGET_MAX ((uint64_t)256 << 20)
 
 typedef struct mfile {
     uint8_t *map;      /* the whole file, PROT_READ */
@@ -55,18 +61,31 @@ typedef struct mfile {
     float div;         /* unsigned bytes are divided by it */
     int64_t row_elems; /* elements per sample */
     size_t row_bytes;
+    uint64_t budget;   /* resident bytes allowed before a release */
 } mfile;
 
 /* The mappings, shared by a dataset and the views dng_dataset_split makes
  * of it. Views are separate handles, which the threading rules let
- * different threads use at once, so what they share and change is
- * atomic; the mappings themselves are only read. */
+ * different threads use at once: the mappings are only read, and the
+ * reference count is atomic. */
 typedef struct mshared {
     atomic_int refs;
     mfile x, y;
     bool has_y;
-    atomic_int advice;   /* the madvise hint in force */
 } mshared;
+
+/* What one handle's reads have touched since its last release. */
+typedef struct mtrack {
+    uint64_t lo, hi;   /* the touched span of the file, block-aligned */
+    uint64_t est;      /* upper estimate of the resident bytes in it */
+} mtrack;
+
+/* A handle's own state (ds->priv). */
+typedef struct mhandle {
+    mshared *m;
+    mtrack tx, ty;
+    int advice;        /* the madvise hint last given */
+} mhandle;
 
 /* ---- reading ----------------------------------------------------------- */
 
@@ -101,50 +120,68 @@ static void conv_f32(const uint8_t *src, int64_t n, bool le, float *dst)
     }
 }
 
-/* Convert rows [row, row + count) of f into dst, then release the blocks
- * they lie in. A failed madvise leaves the pages mapped, which costs
- * memory but not correctness, so it is not an error. */
-static void read_run(const mfile *f, int64_t row, int64_t count, float *dst)
+/* Release the span t has touched in f. A failed madvise leaves pages
+ * mapped, which costs memory but not correctness, so it is no error. */
+static void release(const mfile *f, mtrack *t)
 {
-    size_t at = f->offset + (size_t)row * f->row_bytes;
-    size_t end = at + (size_t)count * f->row_bytes;
+    if (t->hi > t->lo)
+        madvise(f->map + t->lo, (size_t)(t->hi - t->lo), MADV_DONTNEED);
+    t->lo = t->hi = t->est = 0;
+}
+
+/* Convert rows [row, row + count) of f into dst and account for the
+ * memory the read made resident. */
+static void read_run(const mfile *f, mtrack *t, int64_t row, int64_t count,
+                     float *dst)
+{
+    uint64_t at = f->offset + (uint64_t)row * f->row_bytes;
+    uint64_t bytes = (uint64_t)count * f->row_bytes;
+    uint64_t lo = at - at % BLOCK, hi = at + bytes;
     int64_t n = count * f->row_elems;
     if (f->elem == ELEM_U8)
         conv_u8(f->map + at, n, f->div, dst);
     else
         conv_f32(f->map + at, n, f->elem == ELEM_F32_LE, dst);
-    /* Folios are aligned in the file, so the block is too; map + at is
-     * then page-aligned as madvise needs, and the kernel rounds the
-     * length up to whole pages. */
-    at -= at % RELEASE_BLOCK;
-    end = f->map_len - end < RELEASE_BLOCK - end % RELEASE_BLOCK
-              ? f->map_len
-              : end + (RELEASE_BLOCK - end % RELEASE_BLOCK) % RELEASE_BLOCK;
-    madvise(f->map + at, end - at, MADV_DONTNEED);
+    hi = f->map_len - hi < (BLOCK - hi % BLOCK) % BLOCK
+             ? f->map_len
+             : hi + (BLOCK - hi % BLOCK) % BLOCK;
+    if (t->hi == t->lo) {
+        t->lo = lo;
+        t->hi = hi;
+    } else {
+        t->lo = lo < t->lo ? lo : t->lo;
+        t->hi = hi > t->hi ? hi : t->hi;
+    }
+    /* A run lies in at most bytes / BLOCK + 2 blocks, each of which one
+     * fault may map whole; residency cannot exceed the span itself. */
+    t->est += bytes + 2 * BLOCK;
+    if (t->est > t->hi - t->lo)
+        t->est = t->hi - t->lo;
+    if (t->est > f->budget)
+        release(f, t);
 }
 
 /* Tell the kernel how the next reads go: readahead helps a sequential
- * pass and only wastes I/O and page cache on shuffled rows. A change of
- * hint costs one system call, so it is only made when the pattern
- * changes. */
-static void advise(mshared *m, int advice)
+ * pass and only wastes I/O and page cache on shuffled rows. The hint is
+ * only given again when the pattern changes. */
+static void advise(mhandle *h, int advice)
 {
-    if (atomic_exchange_explicit(&m->advice, advice,
-                                 memory_order_relaxed) == advice)
+    if (h->advice == advice)
         return;
-    madvise(m->x.map, m->x.map_len, advice);
-    if (m->has_y)
-        madvise(m->y.map, m->y.map_len, advice);
+    h->advice = advice;
+    madvise(h->m->x.map, h->m->x.map_len, advice);
+    if (h->m->has_y)
+        madvise(h->m->y.map, h->m->y.map_len, advice);
 }
 
 static dng_status mapped_read_rows(const dng_dataset *ds, const int64_t *rows,
                                    int64_t first, int64_t n, float *x,
                                    float *y)
 {
-    mshared *m = ds->priv;
+    mhandle *h = ds->priv;
     int64_t i = 0, runs = 0;
     /* Consecutive rows are converted in one go: a sequential pass costs
-     * one conversion per batch, a shuffled one one per sample. */
+     * one conversion per batch, a shuffled one, one per sample. */
     while (i < n) {
         int64_t row = rows ? rows[i] : first + i, k = 1;
         if (rows)
@@ -152,14 +189,14 @@ static dng_status mapped_read_rows(const dng_dataset *ds, const int64_t *rows,
                 k++;
         else
             k = n;
-        read_run(&m->x, row, k, x + i * ds->x_stride);
+        read_run(&h->m->x, &h->tx, row, k, x + i * ds->x_stride);
         if (y)
-            read_run(&m->y, row, k, y + i * ds->y_stride);
+            read_run(&h->m->y, &h->ty, row, k, y + i * ds->y_stride);
         runs++;
         i += k;
     }
     if (n > 1)
-        advise(m, runs == 1 ? MADV_SEQUENTIAL : MADV_RANDOM);
+        advise(h, runs == 1 ? MADV_SEQUENTIAL : MADV_RANDOM);
     return DNG_OK;
 }
 
@@ -175,23 +212,36 @@ static void mshared_release(mshared *m)
 
 static void mapped_destroy(dng_dataset *ds)
 {
-    mshared_release(ds->priv);
+    mhandle *h = ds->priv;
+    /* Pages this handle left mapped go with it, even while views keep
+     * the mapping. */
+    release(&h->m->x, &h->tx);
+    if (h->m->has_y)
+        release(&h->m->y, &h->ty);
+    mshared_release(h->m);
+    dng__free(h);
     ds->priv = NULL;
 }
 
 static dng_dataset *mapped_view(const dng_dataset *ds, int64_t *rows,
                                 int64_t n)
 {
+    const mhandle *h = ds->priv;
     dng_dataset *v = dng__calloc(1, sizeof *v, "dng_dataset_split");
-    mshared *m = ds->priv;
-    if (!v) {
+    mhandle *vh = dng__calloc(1, sizeof *vh, "dng_dataset_split");
+    if (!v || !vh) {
+        dng__free(v);
+        dng__free(vh);
         dng__free(rows);
         return NULL;
     }
     *v = *ds;
     v->n = n;
     v->perm = rows;
-    atomic_fetch_add(&m->refs, 1);
+    vh->m = h->m;
+    vh->advice = MADV_NORMAL;
+    v->priv = vh;
+    atomic_fetch_add(&h->m->refs, 1);
     return v;
 }
 
@@ -264,6 +314,14 @@ static void unmap(mfile *f)
     f->map = NULL;
 }
 
+/* The resident-memory budget of a mapping: 1/32 of the file within
+ * [BUDGET_MIN, BUDGET_MAX]. */
+static uint64_t budget_of(const mfile *f)
+{
+    uint64_t b = (uint64_t)f->map_len / 32;
+    return b < BUDGET_MIN ? BUDGET_MIN : b > BUDGET_MAX ? BUDGET_MAX : b;
+}
+
 /* A dataset over the mappings in m (taken over, also on failure) with the
  * per-sample shapes given. */
 static dng_dataset *make_dataset(const char *func, mshared *m, int64_t n,
@@ -271,14 +329,20 @@ static dng_dataset *make_dataset(const char *func, mshared *m, int64_t n,
                                  int y_ndim, const int64_t *y_shape)
 {
     dng_dataset *ds = dng__calloc(1, sizeof *ds, func);
-    if (!ds) {
+    mhandle *h = dng__calloc(1, sizeof *h, func);
+    if (!ds || !h) {
+        dng__free(ds);
+        dng__free(h);
         unmap(&m->x);
         unmap(&m->y);
         dng__free(m);
         return NULL;
     }
     atomic_init(&m->refs, 1);
-    atomic_init(&m->advice, MADV_NORMAL);
+    m->x.budget = budget_of(&m->x);
+    m->y.budget = budget_of(&m->y);
+    h->m = m;
+    h->advice = MADV_NORMAL;
     ds->ops = &mapped_ops;
     ds->n = n;
     ds->x_ndim = x_ndim;
@@ -289,7 +353,7 @@ static dng_dataset *make_dataset(const char *func, mshared *m, int64_t n,
     if (y_ndim)
         memcpy(ds->y_shape, y_shape, (size_t)y_ndim * sizeof *y_shape);
     ds->y_stride = m->has_y ? m->y.row_elems : 1;
-    ds->priv = m;
+    ds->priv = h;
     return ds;
 }
 

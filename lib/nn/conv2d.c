@@ -8,12 +8,9 @@
 #include "layer-impl.h"
 
 #if defined(_OPENMP)
-#include <omp.h>
 #define CONV_PRAGMA(x) _Pragma(#x)
-#define THREAD_NUM() omp_get_thread_num()
 #else
 #define CONV_PRAGMA(x)
-#define THREAD_NUM() 0
 #endif
 
 /* Loops over samples (or channels) whose iterations touch disjoint
@@ -68,71 +65,146 @@ static int loop_threads(int threads, int64_t iters, int64_t work)
     return iters < threads ? (int)iters : threads;
 }
 
-/* col[(c, ky, kx), i P + q] = im2col(img_i)[(c, ky, kx), q] */
-void dng__conv_lower(const dng__conv_geom *g, const float *img, int64_t m,
-                     float *col, float *scratch, int threads)
+/* The output columns ox whose input column ox * stride + off lies in
+ * [0, w): [*lo, *hi). Found once per kernel column, so that the copy
+ * loops carry no bounds checks. */
+static void valid_range(int64_t w, int64_t ow, int stride, int64_t off,
+                        int64_t *lo, int64_t *hi)
 {
-    int64_t k = g->c * g->kh * g->kw, p = g->oh * g->ow, ld = m * p;
-    int64_t chw = g->c * g->h * g->w, kk = (int64_t)g->kh * g->kw;
-    int lt;
-    if (m == 1) {
-        /* One image: its channels lower independently into their own
-         * kh kw rows. */
-        lt = loop_threads(threads, g->c, k * p);
-        PARALLEL_FOR
-        for (int64_t c = 0; c < g->c; c++)
-            dng__im2col(img + c * g->h * g->w, 1, g->h, g->w, g->kh, g->kw,
-                        g->stride, g->pad, g->oh, g->ow, col + c * kk * p);
-        return;
-    }
-    lt = loop_threads(threads, m, k * ld);
-    PARALLEL_FOR
-    for (int64_t i = 0; i < m; i++) {
-        float *one = scratch + (int64_t)THREAD_NUM() * k * p;
-        dng__im2col(img + i * chw, g->c, g->h, g->w, g->kh, g->kw,
-                    g->stride, g->pad, g->oh, g->ow, one);
-        for (int64_t r = 0; r < k; r++)
-            memcpy(col + r * ld + i * p, one + r * p,
-                   (size_t)p * sizeof(float));
+    int64_t a = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    int64_t b = w - off <= 0 ? 0 : (w - off + stride - 1) / stride;
+    if (b > ow)
+        b = ow;
+    if (a > b)
+        a = b;
+    *lo = a;
+    *hi = b;
+}
+
+/* Samples per task of the lowering loops: a task covers one channel of
+ * this many images, whose planes stay in cache while every kernel offset
+ * reads them. */
+#define TASK_SAMPLES 16
+
+/* col[(c, ky, kx), i P + oy OW + ox] = img_i[c, oy s - p + ky, ox s - p +
+ * kx], or 0 in the padding, for one channel c and images [i0, i1) (image
+ * i at img + i chw); col has row stride ld. dng__im2col with a leading
+ * dimension, looping so that col is written in order: measured 1.5x
+ * faster than lowering each image into a block and copying it. */
+static void lower_channel(const dng__conv_geom *restrict g,
+                          const float *restrict img, int64_t chw, int64_t c,
+                          int64_t i0, int64_t i1, float *restrict col,
+                          int64_t ld)
+{
+    int64_t ow = g->ow, p = g->oh * g->ow, s = g->stride;
+    for (int ky = 0; ky < g->kh; ky++) {
+        int64_t ylo, yhi;
+        valid_range(g->h, g->oh, g->stride, (int64_t)ky - g->pad, &ylo,
+                    &yhi);
+        for (int kx = 0; kx < g->kw; kx++) {
+            int64_t off = (int64_t)kx - g->pad, lo, hi;
+            float *row = col + ((c * g->kh + ky) * g->kw + kx) * ld;
+            valid_range(g->w, ow, g->stride, off, &lo, &hi);
+            for (int64_t i = i0; i < i1; i++) {
+                const float *xc = img + i * chw + c * g->h * g->w;
+                float *blk = row + i * p;
+                memset(blk, 0, (size_t)(ylo * ow) * sizeof *blk);
+                for (int64_t oy = ylo; oy < yhi; oy++) {
+                    /* Indexing from the row's start keeps the pointer
+                     * inside the image when off < 0. */
+                    const float *src = xc + (oy * s - g->pad + ky) * g->w;
+                    float *dst = blk + oy * ow;
+                    for (int64_t ox = 0; ox < lo; ox++)
+                        dst[ox] = 0.0f;
+                    if (s == 1)
+                        memcpy(dst + lo, src + lo + off,
+                               (size_t)(hi - lo) * sizeof *dst);
+                    else
+                        for (int64_t ox = lo; ox < hi; ox++)
+                            dst[ox] = src[ox * s + off];
+                    for (int64_t ox = hi; ox < ow; ox++)
+                        dst[ox] = 0.0f;
+                }
+                memset(blk + yhi * ow, 0,
+                       (size_t)((g->oh - yhi) * ow) * sizeof *blk);
+            }
+        }
     }
 }
 
-/* img_i = col2im(col[:, i P .. i P + P - 1]) + bias */
-void dng__conv_raise(const dng__conv_geom *g, const float *col, int64_t m,
-                     const float *bias, float *img, float *scratch,
-                     int threads)
+/* The adjoint for one channel c of images [i0, i1): img_i[c] = bias[c]
+ * (or 0) + the sum of col[(c, ky, kx), i P + oy OW + ox] over the
+ * positions that read img_i[c, oy s - p + ky, ox s - p + kx]. */
+static void raise_channel(const dng__conv_geom *restrict g,
+                          const float *restrict col, int64_t ld,
+                          const float *restrict bias, int64_t chw, int64_t c,
+                          int64_t i0, int64_t i1, float *restrict img)
 {
-    int64_t k = g->c * g->kh * g->kw, p = g->oh * g->ow, ld = m * p;
-    int64_t hw = g->h * g->w, kk = (int64_t)g->kh * g->kw;
-    int lt;
-    if (m == 1) {
-        lt = loop_threads(threads, g->c, k * p);
-        PARALLEL_FOR
-        for (int64_t c = 0; c < g->c; c++) {
-            float *plane = img + c * hw;
-            /* col2im accumulates */
-            memset(plane, 0, (size_t)hw * sizeof *plane);
-            dng__col2im(col + c * kk * p, 1, g->h, g->w, g->kh, g->kw,
-                        g->stride, g->pad, g->oh, g->ow, plane);
-            if (bias)
-                dng__add_channel_bias(plane, bias + c, 1, hw);
+    int64_t ow = g->ow, p = g->oh * g->ow, hw = g->h * g->w, s = g->stride;
+    const float b = bias ? bias[c] : 0.0f;
+    for (int64_t i = i0; i < i1; i++) {
+        float *xc = img + i * chw + c * hw;
+        for (int64_t q = 0; q < hw; q++)
+            xc[q] = b;
+    }
+    for (int ky = 0; ky < g->kh; ky++) {
+        int64_t ylo, yhi;
+        valid_range(g->h, g->oh, g->stride, (int64_t)ky - g->pad, &ylo,
+                    &yhi);
+        for (int kx = 0; kx < g->kw; kx++) {
+            int64_t off = (int64_t)kx - g->pad, lo, hi;
+            const float *row = col + ((c * g->kh + ky) * g->kw + kx) * ld;
+            valid_range(g->w, ow, g->stride, off, &lo, &hi);
+            for (int64_t i = i0; i < i1; i++) {
+                float *xc = img + i * chw + c * hw;
+                const float *blk = row + i * p;
+                for (int64_t oy = ylo; oy < yhi; oy++) {
+                    const float *src = blk + oy * ow;
+                    float *dst = xc + (oy * s - g->pad + ky) * g->w;
+                    if (s == 1)
+                        for (int64_t ox = lo; ox < hi; ox++)
+                            dst[ox + off] += src[ox];
+                    else
+                        for (int64_t ox = lo; ox < hi; ox++)
+                            dst[ox * s + off] += src[ox];
+                }
+            }
         }
-        return;
     }
-    lt = loop_threads(threads, m, k * ld);
-    PARALLEL_FOR
-    for (int64_t i = 0; i < m; i++) {
-        float *one = scratch + (int64_t)THREAD_NUM() * k * p;
-        float *im = img + i * g->c * hw;
-        for (int64_t r = 0; r < k; r++)
-            memcpy(one + r * p, col + r * ld + i * p,
-                   (size_t)p * sizeof(float));
-        memset(im, 0, (size_t)(g->c * hw) * sizeof *im);
-        dng__col2im(one, g->c, g->h, g->w, g->kh, g->kw, g->stride, g->pad,
-                    g->oh, g->ow, im);
-        if (bias)
-            dng__add_channel_bias(im, bias, g->c, hw);
-    }
+}
+
+/* Run fn over every (channel, block of TASK_SAMPLES images) pair: the
+ * pairs touch disjoint rows of col and disjoint planes, so the split
+ * among threads changes no result. */
+#define FOR_EACH_TASK(g, m, threads, call)                                   \
+    do {                                                                     \
+        int64_t nb_ = ((m) + TASK_SAMPLES - 1) / TASK_SAMPLES;               \
+        int64_t ntask_ = (g)->c * nb_;                                       \
+        int lt = loop_threads(threads, ntask_,                               \
+                              (g)->c * (g)->kh * (g)->kw * (m) * (g)->oh *   \
+                                  (g)->ow);                                  \
+        PARALLEL_FOR                                                         \
+        for (int64_t t_ = 0; t_ < ntask_; t_++) {                            \
+            int64_t c = t_ / nb_, i0 = (t_ % nb_) * TASK_SAMPLES;            \
+            int64_t i1 = i0 + TASK_SAMPLES < (m) ? i0 + TASK_SAMPLES : (m);  \
+            call;                                                            \
+        }                                                                    \
+    } while (0)
+
+void dng__conv_lower(const dng__conv_geom *g, const float *img, int64_t m,
+                     float *col, int threads)
+{
+    int64_t ld = m * g->oh * g->ow, chw = g->c * g->h * g->w;
+    FOR_EACH_TASK(g, m, threads,
+                  lower_channel(g, img, chw, c, i0, i1, col, ld));
+}
+
+void dng__conv_raise(const dng__conv_geom *g, const float *col, int64_t m,
+                     const float *bias, float *img, int threads)
+{
+    int64_t ld = m * g->oh * g->ow, chw = g->c * g->h * g->w;
+    FOR_EACH_TASK(g, m, threads,
+                  raise_channel(g, col, ld, bias, chw, c, i0, i1, img));
 }
 
 /* mat[r, i p + q] = src[i, r, q] */
@@ -172,9 +244,8 @@ typedef struct conv_priv {
     size_t col_cap;
     float *mat;          /* [out, g P]: a group's GEMM output, or its dy */
     size_t mat_cap;
-    float *scratch;      /* slots x [K, P]: one sample's columns a thread */
-    size_t scratch_cap;
-    int slots;
+    float *ones;         /* g P ones: db = dy 1 as a matrix-vector product */
+    size_t ones_cap;
     const float *col_of; /* the input whose columns col holds, or NULL */
     int64_t col_n;       /* and its batch size */
 } conv_priv;
@@ -243,7 +314,7 @@ static dng_status conv_reserve(dng_layer *l, int64_t n)
     conv_priv *pv = l->priv;
     geom g = get_geom(l);
     int64_t gs = group_size(&g, n);
-    int slots = dng__threads();
+    size_t ones = pv->ones_cap;
     dng_status s;
     /* A reallocated column buffer no longer holds anything. */
     pv->col_of = NULL;
@@ -251,36 +322,27 @@ static dng_status conv_reserve(dng_layer *l, int64_t n)
     if (s == DNG_OK && gs > 1)
         s = dng__buf_reserve(&pv->mat, &pv->mat_cap,
                              (size_t)(g.out * gs * g.p));
-    if (s == DNG_OK && gs > 1 && slots > pv->slots) {
-        s = dng__buf_reserve(&pv->scratch, &pv->scratch_cap,
-                             (size_t)(slots * g.k * g.p));
-        if (s == DNG_OK)
-            pv->slots = slots;
-    }
+    if (s == DNG_OK)
+        s = dng__buf_reserve(&pv->ones, &pv->ones_cap, (size_t)(gs * g.p));
     if (s != DNG_OK)
         return dng__error_prefix(s, "conv2d workspace");
+    if (pv->ones_cap != ones)
+        for (size_t i = 0; i < pv->ones_cap; i++)
+            pv->ones[i] = 1.0f;
     return DNG_OK;
 }
 
 /* Workspaces are sized by the reserve hook; this allocates only when a
- * caller (a wrapping layer, say) skipped it. Returns the threads the
- * sample loops may use. */
-static dng_status ensure_reserved(dng_layer *l, const geom *g, int64_t n,
-                                  int *loop_threads_out)
+ * caller (a wrapping layer, say) skipped it. */
+static dng_status ensure_reserved(dng_layer *l, const geom *g, int64_t n)
 {
-    conv_priv *pv = l->priv;
+    const conv_priv *pv = l->priv;
     int64_t gs = group_size(g, n);
-    int nt = dng__threads();
-    if ((size_t)(g->k * gs * g->p) > pv->col_cap ||
-        (gs > 1 && ((size_t)(g->out * gs * g->p) > pv->mat_cap ||
-                    pv->slots < 1 ||
-                    (size_t)(pv->slots * g->k * g->p) > pv->scratch_cap))) {
-        dng_status s = conv_reserve(l, n);
-        if (s != DNG_OK)
-            return s;
-    }
-    *loop_threads_out = gs > 1 && pv->slots < nt ? pv->slots : nt;
-    return DNG_OK;
+    if ((size_t)(g->k * gs * g->p) <= pv->col_cap &&
+        (size_t)(gs * g->p) <= pv->ones_cap &&
+        (gs == 1 || (size_t)(g->out * gs * g->p) <= pv->mat_cap))
+        return DNG_OK;
+    return conv_reserve(l, n);
 }
 
 static dng_status conv_forward(dng_layer *l, const dng_tensor *x,
@@ -291,16 +353,15 @@ static dng_status conv_forward(dng_layer *l, const dng_tensor *x,
     int64_t n = x->shape[0], gs = group_size(&g, n);
     int64_t xs = g.in.c * g.in.h * g.in.w, ys = g.out * g.p;
     const float *w = l->param[0]->data, *b = l->param[1]->data;
-    int lt, gt;
-    dng_status s = ensure_reserved(l, &g, n, &lt);
+    int nt = dng__threads();
+    dng_status s = ensure_reserved(l, &g, n);
     if (s != DNG_OK)
         return s;
     for (int64_t s0 = 0; s0 < n; s0 += gs) {
         int64_t m = n - s0 < gs ? n - s0 : gs, ld = m * g.p;
+        int gt = dng__conv_threads(g.out * g.k * ld);
         float *ys0 = y->data + s0 * ys;
-        dng__conv_lower(&g.in, x->data + s0 * xs, m, pv->col, pv->scratch,
-                        lt);
-        gt = dng__conv_threads(g.out * g.k * ld);
+        dng__conv_lower(&g.in, x->data + s0 * xs, m, pv->col, nt);
         if (m == 1) {
             /* y_s = W col_s + b, in place */
             dng__sgemm(false, false, g.out, g.p, g.k, 1.0f, w, g.k, pv->col,
@@ -311,7 +372,7 @@ static dng_status conv_forward(dng_layer *l, const dng_tensor *x,
         /* [out, m P] = W [col_0 ... col_m-1], then y_i = block i + b */
         dng__sgemm(false, false, g.out, ld, g.k, 1.0f, w, g.k, pv->col, ld,
                    0.0f, pv->mat, ld, gt);
-        dng__conv_scatter(pv->mat, m, g.out, g.p, b, ys0, lt);
+        dng__conv_scatter(pv->mat, m, g.out, g.p, b, ys0, nt);
     }
     /* Backward reuses the columns when the whole batch was one group. */
     pv->col_of = gs >= n ? x->data : NULL;
@@ -328,45 +389,38 @@ static dng_status conv_backward(dng_layer *l, const dng_tensor *x,
     int64_t n = x->shape[0], gs = group_size(&g, n);
     int64_t xs = g.in.c * g.in.h * g.in.w, ys = g.out * g.p;
     const float *w = l->param[0]->data;
-    float *db = l->grad[1]->data;
     bool pgrad = !l->skip_param_grad;
     bool cached = pv->col_of == x->data && pv->col_n == n && gs >= n;
-    int lt, gt;
-    dng_status s = ensure_reserved(l, &g, n, &lt);
+    int nt = dng__threads();
+    dng_status s = ensure_reserved(l, &g, n);
     if (s != DNG_OK)
         return s;
     if (dx) /* dcol overwrites the cached columns */
         pv->col_of = NULL;
     for (int64_t s0 = 0; s0 < n; s0 += gs) {
         int64_t m = n - s0 < gs ? n - s0 : gs, ld = m * g.p;
+        int gt = dng__conv_threads(g.out * g.k * ld);
         const float *dyb = dy->data + s0 * ys;
-        gt = dng__conv_threads(g.out * g.k * ld);
         if (m > 1) {
             /* The group's dy in the layout of its GEMM output. */
-            dng__conv_gather(dyb, m, g.out, g.p, pv->mat, lt);
+            dng__conv_gather(dyb, m, g.out, g.p, pv->mat, nt);
             dyb = pv->mat;
         }
         if (pgrad) {
             if (!cached)
-                dng__conv_lower(&g.in, x->data + s0 * xs, m, pv->col,
-                                pv->scratch, lt);
-            /* dW += dy col^T over the group */
+                dng__conv_lower(&g.in, x->data + s0 * xs, m, pv->col, nt);
+            /* dW += dy col^T and db += dy 1 over the group */
             dng__sgemm(false, true, g.out, g.k, ld, 1.0f, dyb, ld, pv->col,
                        ld, 1.0f, l->grad[0]->data, g.k, gt);
-            /* db += row sums of dy; rows are independent */
-            {
-                int rt = g.out * ld >= COPY_MIN_WORK ? lt : 1;
-                CONV_PRAGMA(omp parallel for num_threads(rt) if (rt > 1))
-                for (int64_t o = 0; o < g.out; o++)
-                    dng__row_sums(dyb + o * ld, 1, ld, ld, db + o, true);
-            }
+            dng__sgemm(false, false, g.out, 1, ld, 1.0f, dyb, ld, pv->ones,
+                       1, 1.0f, l->grad[1]->data, 1, 1);
         }
         if (dx) {
             /* dcol = W^T dy, then dx_i = col2im(dcol_i) */
             dng__sgemm(true, false, g.k, ld, g.out, 1.0f, w, g.k, dyb, ld,
                        0.0f, pv->col, ld, gt);
             dng__conv_raise(&g.in, pv->col, m, NULL, dx->data + s0 * xs,
-                            pv->scratch, lt);
+                            nt);
         }
     }
     return DNG_OK;
@@ -388,7 +442,7 @@ static void conv_destroy(dng_layer *l)
         return;
     dng__free(pv->col);
     dng__free(pv->mat);
-    dng__free(pv->scratch);
+    dng__free(pv->ones);
     dng__free(pv);
     l->priv = NULL;
 }

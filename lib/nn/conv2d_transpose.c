@@ -7,14 +7,6 @@
 
 #include "layer-impl.h"
 
-/* Loops whose iterations touch disjoint memory are shared among threads
- * without changing any result. */
-#if defined(_OPENMP)
-#define CONVT_PRAGMA(x) _Pragma(#x)
-#else
-#define CONVT_PRAGMA(x)
-#endif
-
 /* Positions of the constructor arguments in iargs; the model file stores
  * them in this order. */
 enum { ARG_IN, ARG_OUT, ARG_KH, ARG_KW, ARG_STRIDE, ARG_PAD };
@@ -28,9 +20,8 @@ typedef struct convt_priv {
     size_t col_cap;
     float *mat;     /* [in, g P]: a group's x or dx, when g > 1 */
     size_t mat_cap;
-    float *scratch; /* slots x [K, P]: one sample's columns a thread */
-    size_t scratch_cap;
-    int slots;
+    float *ones;    /* H' W' ones: db = dy 1 as a matrix-vector product */
+    size_t ones_cap;
 } convt_priv;
 
 /* The sizes of one layer, seen from the underlying convolution: its
@@ -107,42 +98,34 @@ static dng_status convt_reserve(dng_layer *l, int64_t n)
     convt_priv *pv = l->priv;
     geom g = get_geom(l);
     int64_t gs = group_size(&g, n);
-    int slots = dng__threads();
+    size_t ones = pv->ones_cap;
     dng_status s;
     s = dng__buf_reserve(&pv->col, &pv->col_cap, (size_t)(g.k * gs * g.p));
     if (s == DNG_OK && gs > 1)
         s = dng__buf_reserve(&pv->mat, &pv->mat_cap,
                              (size_t)(g.in * gs * g.p));
-    if (s == DNG_OK && gs > 1 && slots > pv->slots) {
-        s = dng__buf_reserve(&pv->scratch, &pv->scratch_cap,
-                             (size_t)(slots * g.k * g.p));
-        if (s == DNG_OK)
-            pv->slots = slots;
-    }
+    if (s == DNG_OK)
+        s = dng__buf_reserve(&pv->ones, &pv->ones_cap,
+                             (size_t)(g.img.h * g.img.w));
     if (s != DNG_OK)
         return dng__error_prefix(s, "conv2d_transpose workspace");
+    if (pv->ones_cap != ones)
+        for (size_t i = 0; i < pv->ones_cap; i++)
+            pv->ones[i] = 1.0f;
     return DNG_OK;
 }
 
 /* Workspaces are sized by the reserve hook; this allocates only when a
- * caller (a wrapping layer, say) skipped it. Gives the threads the
- * sample loops may use. */
-static dng_status ensure_reserved(dng_layer *l, const geom *g, int64_t n,
-                                  int *loop_threads)
+ * caller (a wrapping layer, say) skipped it. */
+static dng_status ensure_reserved(dng_layer *l, const geom *g, int64_t n)
 {
-    convt_priv *pv = l->priv;
+    const convt_priv *pv = l->priv;
     int64_t gs = group_size(g, n);
-    int nt = dng__threads();
-    if ((size_t)(g->k * gs * g->p) > pv->col_cap ||
-        (gs > 1 && ((size_t)(g->in * gs * g->p) > pv->mat_cap ||
-                    pv->slots < 1 ||
-                    (size_t)(pv->slots * g->k * g->p) > pv->scratch_cap))) {
-        dng_status s = convt_reserve(l, n);
-        if (s != DNG_OK)
-            return s;
-    }
-    *loop_threads = gs > 1 && pv->slots < nt ? pv->slots : nt;
-    return DNG_OK;
+    if ((size_t)(g->k * gs * g->p) <= pv->col_cap &&
+        (size_t)(g->img.h * g->img.w) <= pv->ones_cap &&
+        (gs == 1 || (size_t)(g->in * gs * g->p) <= pv->mat_cap))
+        return DNG_OK;
+    return convt_reserve(l, n);
 }
 
 static dng_status convt_forward(dng_layer *l, const dng_tensor *x,
@@ -153,23 +136,22 @@ static dng_status convt_forward(dng_layer *l, const dng_tensor *x,
     int64_t n = x->shape[0], gs = group_size(&g, n);
     int64_t xs = g.in * g.p, ys = g.img.c * g.img.h * g.img.w;
     const float *w = l->param[0]->data, *b = l->param[1]->data;
-    int lt;
-    dng_status s = ensure_reserved(l, &g, n, &lt);
+    int nt = dng__threads();
+    dng_status s = ensure_reserved(l, &g, n);
     if (s != DNG_OK)
         return s;
     for (int64_t s0 = 0; s0 < n; s0 += gs) {
         int64_t m = n - s0 < gs ? n - s0 : gs, ld = m * g.p;
         const float *xb = x->data + s0 * xs;
         if (m > 1) {
-            dng__conv_gather(xb, m, g.in, g.p, pv->mat, lt);
+            dng__conv_gather(xb, m, g.in, g.p, pv->mat, nt);
             xb = pv->mat;
         }
         /* col [out kh kw, m H W] = W^T x over the group */
         dng__sgemm(true, false, g.k, ld, g.in, 1.0f, w, g.k, xb, ld, 0.0f,
                    pv->col, ld, dng__conv_threads(g.k * g.in * ld));
         /* y_i = col2im(col_i) + b */
-        dng__conv_raise(&g.img, pv->col, m, b, y->data + s0 * ys,
-                        pv->scratch, lt);
+        dng__conv_raise(&g.img, pv->col, m, b, y->data + s0 * ys, nt);
     }
     return DNG_OK;
 }
@@ -183,34 +165,27 @@ static dng_status convt_backward(dng_layer *l, const dng_tensor *x,
     int64_t n = x->shape[0], gs = group_size(&g, n);
     int64_t plane = g.img.h * g.img.w, xs = g.in * g.p, ys = g.img.c * plane;
     const float *w = l->param[0]->data;
-    float *db = l->grad[1]->data;
     bool pgrad = !l->skip_param_grad;
-    int lt;
-    dng_status s = ensure_reserved(l, &g, n, &lt);
+    int nt = dng__threads();
+    dng_status s = ensure_reserved(l, &g, n);
     if (s != DNG_OK)
         return s;
-    if (pgrad) {
-        /* db[o] += sum of dy[i, o] over samples in order; channels are
-         * independent */
-        int rt = n * ys >= ((int64_t)1 << 15) ? lt : 1;
-        CONVT_PRAGMA(omp parallel for num_threads(rt) if (rt > 1))
-        for (int64_t o = 0; o < g.img.c; o++)
-            for (int64_t i = 0; i < n; i++)
-                dng__row_sums(dy->data + i * ys + o * plane, 1, plane, plane,
-                              db + o, true);
-    }
+    if (pgrad) /* db += dy_i 1 for each sample, in order */
+        for (int64_t i = 0; i < n; i++)
+            dng__sgemm(false, false, g.img.c, 1, plane, 1.0f,
+                       dy->data + i * ys, plane, pv->ones, 1, 1.0f,
+                       l->grad[1]->data, 1, 1);
     if (!pgrad && !dx)
         return DNG_OK;
     for (int64_t s0 = 0; s0 < n; s0 += gs) {
         int64_t m = n - s0 < gs ? n - s0 : gs, ld = m * g.p;
         int gt = dng__conv_threads(g.k * g.in * ld);
         /* col [out kh kw, m H W] = im2col(dy_i) side by side */
-        dng__conv_lower(&g.img, dy->data + s0 * ys, m, pv->col, pv->scratch,
-                        lt);
+        dng__conv_lower(&g.img, dy->data + s0 * ys, m, pv->col, nt);
         if (pgrad) {
             const float *xb = x->data + s0 * xs;
             if (m > 1) {
-                dng__conv_gather(xb, m, g.in, g.p, pv->mat, lt);
+                dng__conv_gather(xb, m, g.in, g.p, pv->mat, nt);
                 xb = pv->mat;
             }
             /* dW [in, out kh kw] += x col^T over the group */
@@ -223,7 +198,7 @@ static dng_status convt_backward(dng_layer *l, const dng_tensor *x,
             dng__sgemm(false, false, g.in, ld, g.k, 1.0f, w, g.k, pv->col,
                        ld, 0.0f, m > 1 ? pv->mat : dxs, ld, gt);
             if (m > 1)
-                dng__conv_scatter(pv->mat, m, g.in, g.p, NULL, dxs, lt);
+                dng__conv_scatter(pv->mat, m, g.in, g.p, NULL, dxs, nt);
         }
     }
     return DNG_OK;
@@ -246,7 +221,7 @@ static void convt_destroy(dng_layer *l)
         return;
     dng__free(pv->col);
     dng__free(pv->mat);
-    dng__free(pv->scratch);
+    dng__free(pv->ones);
     dng__free(pv);
     l->priv = NULL;
 }

@@ -139,15 +139,13 @@ int64_t dng__conv_group(int64_t rows, int64_t p, int64_t n);
 /* Threads worth starting for about `work` multiply-adds. */
 int dng__conv_threads(int64_t work);
 /* col [c kh kw, m P] (P = oh ow) gets image i (at img + i c h w) lowered
- * into columns i P .. i P + P - 1. For m > 1, scratch holds `threads`
- * blocks of c kh kw P floats. */
+ * into columns i P .. i P + P - 1, im2col's layout with row stride m P. */
 void dng__conv_lower(const dng__conv_geom *g, const float *img, int64_t m,
-                     float *col, float *scratch, int threads);
+                     float *col, int threads);
 /* The adjoint: image i = col2im(columns i P ..) + bias[channel] (bias may
- * be NULL); the images are overwritten. Same scratch as lowering. */
+ * be NULL); the images are overwritten. */
 void dng__conv_raise(const dng__conv_geom *g, const float *col, int64_t m,
-                     const float *bias, float *img, float *scratch,
-                     int threads);
+                     const float *bias, float *img, int threads);
 /* mat [rows, m p] gets src_i [rows, p] (at src + i rows p) as columns
  * i p .. i p + p - 1; scatter is the inverse, adding bias[row] when bias
  * is not NULL. */

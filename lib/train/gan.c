@@ -801,10 +801,18 @@ static dng_status read_checkpoint(dng_gan *gan, dng__rbuf *r, bool apply)
         return dng__error(DNG_ERR_FORMAT, "%s: the checkpoint's settings are "
                           "out of range", f);
     if ((s = dng__net_read_state(r, gan->g, apply, f)) != DNG_OK ||
-        (s = dng__net_read_state(r, gan->d, apply, f)) != DNG_OK ||
-        (s = dng__optim_read_state(r, gan->g_opt, gan->g, apply)) != DNG_OK ||
-        (s = dng__optim_read_state(r, gan->d_opt, gan->d, apply)) != DNG_OK)
+        (s = dng__net_read_state(r, gan->d, apply, f)) != DNG_OK)
         return s;
+    /* The networks' tensors matched the trainer's just above, so moment
+     * buffers of other shapes (DNG_ERR_SHAPE from the optimizer) mean a
+     * damaged file, not a caller's mistake. */
+    for (int k = 0; k < 2; k++)
+        if ((s = dng__optim_read_state(r, k ? gan->d_opt : gan->g_opt,
+                                       k ? gan->d : gan->g, apply)) !=
+            DNG_OK)
+            return dng__error_prefix(s == DNG_ERR_SHAPE ? DNG_ERR_FORMAT : s,
+                                     "%s: the %s's optimizer", f,
+                                     k ? "discriminator" : "generator");
     if (!dng__r_u8(r, &has_ema) || has_ema > 1 ||
         (has_ema != 0) != (ema_decay > 0.0f))
         return dng__error(DNG_ERR_FORMAT, "%s: the checkpoint's moving "

@@ -3,6 +3,7 @@
 #define DNG_FUZZ_UTIL_H
 
 #define _GNU_SOURCE 1
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

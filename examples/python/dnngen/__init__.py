@@ -243,8 +243,12 @@ def _fail(status, function, fallback=None):
     raise Error(status, msg, function)
 
 
+_FUNCTIONS = {name: getattr(_lib, name) for name in _capi.SIGNATURES
+              if _capi.has_symbol(name)}
+
+
 def _fn(name):
-    fn = getattr(_lib, name, None) if _capi.has_symbol(name) else None
+    fn = _FUNCTIONS.get(name)
     if fn is None:
         raise Error(Status.ERR_UNSUPPORTED, "%s is not exported by %s (a "
                     "libdnngen without this feature)" % (name, library_path),
@@ -423,7 +427,7 @@ class _Handle:
         self._ptr = ptr
         self._owns = owns
         self._closed = False
-        self._views = weakref.WeakSet()
+        self._views = ()      # a WeakSet once a numpy view is made
 
     def _p(self):
         """The C pointer, or Error when the object was closed."""
@@ -484,6 +488,8 @@ class _ArrayView:
                                     "data": (address, False)}
         self._tensor = tensor
         self._root = root
+        if not isinstance(root._views, weakref.WeakSet):
+            root._views = weakref.WeakSet()
         root._views.add(self)
 
     def __del__(self):
@@ -1679,14 +1685,15 @@ class Dataset(_Handle):
         unlabelled), written into ``x_out``/``y_out`` when given."""
         p = self._p()
         start, n = _i64(start, "start"), _i64(n, "n")
+        # A bad n still gets outputs of one row, so that the library's
+        # message is about n rather than about a missing tensor.
+        rows = max(n, 1)
         if x_out is None:
-            if n < 1:
-                _call("dng_dataset_batch", p, start, n, None, None)
-            x_out = Tensor((n,) + self.sample_shape)
+            x_out = Tensor((rows,) + self.sample_shape)
         else:
             _check(x_out, Tensor, "x_out")
-        if y_out is None and self.has_labels and n >= 1:
-            y_out = Tensor((n,) + tuple(self._y_shape or ()))
+        if y_out is None and self.has_labels:
+            y_out = Tensor((rows,) + tuple(self._y_shape or ()))
         elif y_out is not None:
             _check(y_out, Tensor, "y_out")
         _call("dng_dataset_batch", p, start, n, x_out._p(),
@@ -2008,9 +2015,7 @@ class GAN(_Handle):
         p = self._p()
         n = _i64(n, "n")
         if out is None:
-            if n < 1:
-                _call("dng_gan_sample", p, n, None, None)
-            out = Tensor((n,) + self.generator.output_shape)
+            out = Tensor((max(n, 1),) + self.generator.output_shape)
         _check(out, Tensor, "out")
         r = _rng_arg(rng)
         try:
