@@ -19,12 +19,12 @@ import sys
 
 
 def index_names(outdir, stem):
-    """Link texts of the entries of Doxygen's global index pages."""
+    """Names listed by Doxygen's global index pages ("<li>name&#160;:"),
+    each entry a documented member."""
     names = set()
     for path in glob.glob(os.path.join(outdir, "html", stem + "*.html")):
         with open(path, encoding="utf-8") as f:
-            names.update(re.findall(r'<a class="el" href="[^"]*">([^<]+)</a>',
-                                    f.read()))
+            names.update(re.findall(r"<li>([^&<]+)&#160;", f.read()))
     return names
 
 

@@ -11,8 +11,8 @@ that compiles nowhere cannot slip into a page. For a page named with
 --whole (the tutorial), each snippet file it quotes must be quoted
 completely and in order (blank lines aside): the page is the program.
 
-Relative links of the pages ([text](file.md), [text](../lib/x.c)) must
-point to existing files, and every snippet file must be quoted by some
+Relative links and images of the pages ([text](file.md),
+![alt](images/x.png)) must point to existing files, and every snippet file must be quoted by some
 page. Exit status 0 when all holds, 1 otherwise, with one line per fault.
 """
 import argparse
@@ -22,7 +22,7 @@ import sys
 
 FENCE = re.compile(r"^(```+|~~~+)\s*([A-Za-z0-9_+-]*)\s*$")
 LANGS = {"c": ".c", "python": ".py", "py": ".py"}
-LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
 def blocks(text):

@@ -32,6 +32,12 @@ void dng__sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
         return;
     }
     bli_rntm_init(&rntm);
+    /* Below about 2^21 multiply-adds a second thread costs more in
+     * start-up and barrier waits than it saves (measured on the DCGAN and
+     * MLP layers); on a busy machine spinning threads are far worse. The
+     * choice never changes results: see above. */
+    if ((double)m * (double)n * (double)k < 2097152.0)
+        nthreads = 1;
     bli_rntm_set_num_threads(nthreads > 0 ? nthreads : 1, &rntm);
     if (n == 1) {
         /* C[:, 0] = alpha op(A) op(B)[:, 0] + beta C[:, 0]. op(A) is the

@@ -81,130 +81,107 @@ static void valid_range(int64_t w, int64_t ow, int stride, int64_t off,
     *hi = b;
 }
 
-/* Samples per task of the lowering loops: a task covers one channel of
- * this many images, whose planes stay in cache while every kernel offset
- * reads them. */
-#define TASK_SAMPLES 16
-
-/* col[(c, ky, kx), i P + oy OW + ox] = img_i[c, oy s - p + ky, ox s - p +
- * kx], or 0 in the padding, for one channel c and images [i0, i1) (image
- * i at img + i chw); col has row stride ld. dng__im2col with a leading
- * dimension, looping so that col is written in order: measured 1.5x
- * faster than lowering each image into a block and copying it. */
-static void lower_channel(const dng__conv_geom *restrict g,
-                          const float *restrict img, int64_t chw, int64_t c,
-                          int64_t i0, int64_t i1, float *restrict col,
-                          int64_t ld)
+/* col[(ky, kx), oy OW + ox] = x[oy s - p + ky, ox s - p + kx], or 0 in
+ * the padding, for one plane x of one image; col has row stride ld. This
+ * is dng__im2col with a leading dimension, so that the columns of a group
+ * of images land side by side without a second copy (measured 1.7x
+ * faster than lowering each image into a block and copying it). */
+static void lower_plane(const dng__conv_geom *restrict g,
+                        const float *restrict x, float *restrict col,
+                        int64_t ld)
 {
-    int64_t ow = g->ow, p = g->oh * g->ow, s = g->stride;
+    int64_t ow = g->ow, s = g->stride;
     for (int ky = 0; ky < g->kh; ky++) {
         int64_t ylo, yhi;
         valid_range(g->h, g->oh, g->stride, (int64_t)ky - g->pad, &ylo,
                     &yhi);
         for (int kx = 0; kx < g->kw; kx++) {
             int64_t off = (int64_t)kx - g->pad, lo, hi;
-            float *row = col + ((c * g->kh + ky) * g->kw + kx) * ld;
+            float *row = col + (ky * g->kw + kx) * ld;
             valid_range(g->w, ow, g->stride, off, &lo, &hi);
-            for (int64_t i = i0; i < i1; i++) {
-                const float *xc = img + i * chw + c * g->h * g->w;
-                float *blk = row + i * p;
-                memset(blk, 0, (size_t)(ylo * ow) * sizeof *blk);
-                for (int64_t oy = ylo; oy < yhi; oy++) {
-                    /* Indexing from the row's start keeps the pointer
-                     * inside the image when off < 0. */
-                    const float *src = xc + (oy * s - g->pad + ky) * g->w;
-                    float *dst = blk + oy * ow;
-                    for (int64_t ox = 0; ox < lo; ox++)
-                        dst[ox] = 0.0f;
-                    if (s == 1)
-                        memcpy(dst + lo, src + lo + off,
-                               (size_t)(hi - lo) * sizeof *dst);
-                    else
-                        for (int64_t ox = lo; ox < hi; ox++)
-                            dst[ox] = src[ox * s + off];
-                    for (int64_t ox = hi; ox < ow; ox++)
-                        dst[ox] = 0.0f;
-                }
-                memset(blk + yhi * ow, 0,
-                       (size_t)((g->oh - yhi) * ow) * sizeof *blk);
+            memset(row, 0, (size_t)(ylo * ow) * sizeof *row);
+            for (int64_t oy = ylo; oy < yhi; oy++) {
+                /* Indexing from the row's start keeps the pointer inside
+                 * the image when off < 0. */
+                const float *src = x + (oy * s - g->pad + ky) * g->w;
+                float *dst = row + oy * ow;
+                for (int64_t ox = 0; ox < lo; ox++)
+                    dst[ox] = 0.0f;
+                if (s == 1)
+                    memcpy(dst + lo, src + lo + off,
+                           (size_t)(hi - lo) * sizeof *dst);
+                else
+                    for (int64_t ox = lo; ox < hi; ox++)
+                        dst[ox] = src[ox * s + off];
+                for (int64_t ox = hi; ox < ow; ox++)
+                    dst[ox] = 0.0f;
             }
+            memset(row + yhi * ow, 0,
+                   (size_t)((g->oh - yhi) * ow) * sizeof *row);
         }
     }
 }
 
-/* The adjoint for one channel c of images [i0, i1): img_i[c] = bias[c]
- * (or 0) + the sum of col[(c, ky, kx), i P + oy OW + ox] over the
- * positions that read img_i[c, oy s - p + ky, ox s - p + kx]. */
-static void raise_channel(const dng__conv_geom *restrict g,
-                          const float *restrict col, int64_t ld,
-                          const float *restrict bias, int64_t chw, int64_t c,
-                          int64_t i0, int64_t i1, float *restrict img)
+/* The adjoint for one plane: x = b + the sum of col[(ky, kx), oy OW + ox]
+ * over the positions that read x[oy s - p + ky, ox s - p + kx]. */
+static void raise_plane(const dng__conv_geom *restrict g,
+                        const float *restrict col, int64_t ld, float b,
+                        float *restrict x)
 {
-    int64_t ow = g->ow, p = g->oh * g->ow, hw = g->h * g->w, s = g->stride;
-    const float b = bias ? bias[c] : 0.0f;
-    for (int64_t i = i0; i < i1; i++) {
-        float *xc = img + i * chw + c * hw;
-        for (int64_t q = 0; q < hw; q++)
-            xc[q] = b;
-    }
+    int64_t ow = g->ow, hw = g->h * g->w, s = g->stride;
+    for (int64_t q = 0; q < hw; q++)
+        x[q] = b;
     for (int ky = 0; ky < g->kh; ky++) {
         int64_t ylo, yhi;
         valid_range(g->h, g->oh, g->stride, (int64_t)ky - g->pad, &ylo,
                     &yhi);
         for (int kx = 0; kx < g->kw; kx++) {
             int64_t off = (int64_t)kx - g->pad, lo, hi;
-            const float *row = col + ((c * g->kh + ky) * g->kw + kx) * ld;
+            const float *row = col + (ky * g->kw + kx) * ld;
             valid_range(g->w, ow, g->stride, off, &lo, &hi);
-            for (int64_t i = i0; i < i1; i++) {
-                float *xc = img + i * chw + c * hw;
-                const float *blk = row + i * p;
-                for (int64_t oy = ylo; oy < yhi; oy++) {
-                    const float *src = blk + oy * ow;
-                    float *dst = xc + (oy * s - g->pad + ky) * g->w;
-                    if (s == 1)
-                        for (int64_t ox = lo; ox < hi; ox++)
-                            dst[ox + off] += src[ox];
-                    else
-                        for (int64_t ox = lo; ox < hi; ox++)
-                            dst[ox * s + off] += src[ox];
-                }
+            for (int64_t oy = ylo; oy < yhi; oy++) {
+                const float *src = row + oy * ow;
+                float *dst = x + (oy * s - g->pad + ky) * g->w;
+                if (s == 1)
+                    for (int64_t ox = lo; ox < hi; ox++)
+                        dst[ox + off] += src[ox];
+                else
+                    for (int64_t ox = lo; ox < hi; ox++)
+                        dst[ox * s + off] += src[ox];
             }
         }
     }
 }
 
-/* Run fn over every (channel, block of TASK_SAMPLES images) pair: the
- * pairs touch disjoint rows of col and disjoint planes, so the split
- * among threads changes no result. */
-#define FOR_EACH_TASK(g, m, threads, call)                                   \
-    do {                                                                     \
-        int64_t nb_ = ((m) + TASK_SAMPLES - 1) / TASK_SAMPLES;               \
-        int64_t ntask_ = (g)->c * nb_;                                       \
-        int lt = loop_threads(threads, ntask_,                               \
-                              (g)->c * (g)->kh * (g)->kw * (m) * (g)->oh *   \
-                                  (g)->ow);                                  \
-        PARALLEL_FOR                                                         \
-        for (int64_t t_ = 0; t_ < ntask_; t_++) {                            \
-            int64_t c = t_ / nb_, i0 = (t_ % nb_) * TASK_SAMPLES;            \
-            int64_t i1 = i0 + TASK_SAMPLES < (m) ? i0 + TASK_SAMPLES : (m);  \
-            call;                                                            \
-        }                                                                    \
-    } while (0)
-
+/* Both walk the (channel, image) planes channel by channel, so that col
+ * is read or written along its rows; the planes are disjoint, so sharing
+ * them among threads changes no result. */
 void dng__conv_lower(const dng__conv_geom *g, const float *img, int64_t m,
                      float *col, int threads)
 {
-    int64_t ld = m * g->oh * g->ow, chw = g->c * g->h * g->w;
-    FOR_EACH_TASK(g, m, threads,
-                  lower_channel(g, img, chw, c, i0, i1, col, ld));
+    int64_t p = g->oh * g->ow, ld = m * p, hw = g->h * g->w;
+    int64_t kk = (int64_t)g->kh * g->kw, planes = g->c * m;
+    int lt = loop_threads(threads, planes, planes * kk * p);
+    PARALLEL_FOR
+    for (int64_t t = 0; t < planes; t++) {
+        int64_t c = t / m, i = t % m;
+        lower_plane(g, img + (i * g->c + c) * hw, col + c * kk * ld + i * p,
+                    ld);
+    }
 }
 
 void dng__conv_raise(const dng__conv_geom *g, const float *col, int64_t m,
                      const float *bias, float *img, int threads)
 {
-    int64_t ld = m * g->oh * g->ow, chw = g->c * g->h * g->w;
-    FOR_EACH_TASK(g, m, threads,
-                  raise_channel(g, col, ld, bias, chw, c, i0, i1, img));
+    int64_t p = g->oh * g->ow, ld = m * p, hw = g->h * g->w;
+    int64_t kk = (int64_t)g->kh * g->kw, planes = g->c * m;
+    int lt = loop_threads(threads, planes, planes * kk * p);
+    PARALLEL_FOR
+    for (int64_t t = 0; t < planes; t++) {
+        int64_t c = t / m, i = t % m;
+        raise_plane(g, col + c * kk * ld + i * p, ld, bias ? bias[c] : 0.0f,
+                    img + (i * g->c + c) * hw);
+    }
 }
 
 /* mat[r, i p + q] = src[i, r, q] */

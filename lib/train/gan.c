@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "dataset-impl.h"
 #include "gan-impl.h"
 #include "io-impl.h"
 #include "modelfile-impl.h"
@@ -590,30 +591,11 @@ DNG_API dng_status dng_gan_sample(dng_gan *gan, int64_t n, dng_rng *rng,
 
 /* ---- training over a dataset ------------------------------------------- */
 
-/* Copy samples perm[0..n) of ds into x (in-memory datasets gather rows
- * directly; others go through dng_dataset_batch one sample at a time). */
+/* Copy samples idx[0..n) of ds into x, whatever the dataset's kind. */
 static dng_status gather(const dng_dataset *ds, const int64_t *idx,
-                         int64_t n, dng_tensor *x, int64_t per)
+                         int64_t n, dng_tensor *x)
 {
-    dng_tensor *all = dng_dataset_x((dng_dataset *)ds);
-    if (all) {
-        for (int64_t i = 0; i < n; i++)
-            memcpy(x->data + i * per, all->data + idx[i] * per,
-                   (size_t)per * sizeof(float));
-        return DNG_OK;
-    }
-    for (int64_t i = 0; i < n; i++) {
-        int64_t shape[DNG_MAX_DIMS];
-        dng_tensor row = {.ndim = x->ndim, .numel = per,
-                          .data = x->data + i * per, .wrapped = true};
-        dng_status s;
-        memcpy(shape, x->shape, (size_t)x->ndim * sizeof *shape);
-        shape[0] = 1;
-        memcpy(row.shape, shape, sizeof shape);
-        if ((s = dng_dataset_batch(ds, idx[i], 1, &row, NULL)) != DNG_OK)
-            return s;
-    }
-    return DNG_OK;
+    return dng__dataset_gather(ds, idx, 0, n, x->data, NULL);
 }
 
 static void stats_add(dng_gan_stats *acc, const dng_gan_stats *s)
@@ -689,7 +671,7 @@ DNG_API dng_status dng_gan_train(dng_gan *gan, const dng_dataset *ds,
         }
         for (int64_t b = 0; b < batches && !stop; b++) {
             dng_gan_stats st = {.size = sizeof st};
-            s = gather(ds, gan->perm + b * batch_size, batch_size, x, per);
+            s = gather(ds, gan->perm + b * batch_size, batch_size, x);
             if (s == DNG_OK)
                 s = dng_gan_step(gan, x, gan->rng, &st);
             if (s != DNG_OK)
