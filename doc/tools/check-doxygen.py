@@ -9,7 +9,9 @@ OUTDIR and warnings collected rather than fatal, then fails when:
 - an exported function of the version script MAP has no entry in the
   function index (undocumented, or hidden from Doxygen);
 - a status code of HEADER's DNG_STATUS_MAP has no entry in the
-  enum-value index (the X-macro was not expanded).
+  enum-value index (the X-macro was not expanded);
+- a public macro (the version macros of the generated dnngen-version.h,
+  DNG_MAX_DIMS, DNG_STATUS_MAP) has no entry in the macro index.
 """
 import glob
 import os
@@ -76,6 +78,15 @@ def main():
     for code in codes:
         if code not in values:
             faults.append("%s has no entry in the enum-value index" % code)
+
+    # The public macros, the version ones from the generated header
+    # included.
+    defines = index_names(outdir, "globals_defs")
+    for name in ("DNG_VERSION", "DNG_VERSION_MAJOR", "DNG_VERSION_MINOR",
+                 "DNG_VERSION_PATCH", "DNG_VERSION_STRING", "DNG_MAX_DIMS",
+                 "DNG_STATUS_MAP"):
+        if name not in defines:
+            faults.append("%s has no entry in the macro index" % name)
 
     for f in faults:
         print("FAIL: " + f)
