@@ -13,8 +13,8 @@
 #define CONV_PRAGMA(x)
 #endif
 
-/* Loops over samples (or channels) whose iterations touch disjoint
- * memory: sharing them among lt threads changes no result. */
+/* Loops over samples or planes whose iterations touch disjoint memory:
+ * sharing them among lt threads changes no result. */
 #define PARALLEL_FOR                                                         \
     CONV_PRAGMA(omp parallel for num_threads(lt) if (lt > 1)                 \
                 schedule(static))

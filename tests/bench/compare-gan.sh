@@ -24,9 +24,9 @@ echo "== PyTorch: $model, $steps steps, $threads threads"
   | tee "$out/torch.log"
 dng_rate=$(grep -o '[0-9.]* steps/s' "$out/dng.log" | tail -1 | cut -d' ' -f1)
 torch_rate=$(sed -n 's/^torch_steps_per_s=//p' "$out/torch.log")
-dng_fid=$("$gan" --score "$out/dng-$model.npy" --classifier \
+dng_fid=$("$gan" --threads "$threads" --score "$out/dng-$model.npy" --classifier \
   "$out/features.dngm" | sed -n 's/^fid=//p')
-torch_fid=$("$gan" --score "$out/torch-$model.npy" --classifier \
+torch_fid=$("$gan" --threads "$threads" --score "$out/torch-$model.npy" --classifier \
   "$out/features.dngm" | sed -n 's/^fid=//p')
 echo "model=$model steps=$steps threads=$threads"
 echo "dnngen: fid=$dng_fid steps/s=$dng_rate"
