@@ -168,6 +168,24 @@ START_TEST(test_sgemm_wide)
 }
 END_TEST
 
+START_TEST(test_sgemm_threads_large)
+{
+    /* Products large enough that dng__sgemm really uses the second thread
+     * (small ones stay on one), shaped for BLIS's small-matrix path: one
+     * dimension short. 1 and 2 threads must agree bit for bit. */
+    static const int64_t shapes[][3] = {
+        {33, 300, 300}, {300, 7, 1000}, {1000, 40, 60}, {64, 784, 64},
+    };
+    static const float ab[][2] = {{1.0f, 0.0f}, {1.5f, -0.5f}};
+    unsigned seed = 700;
+    for (int s = 0; s < 4; s++)
+        for (int t = 0; t < 4; t++, seed++)
+            gemm_case(t & 1, (t >> 1) & 1, shapes[s][0], shapes[s][1],
+                      shapes[s][2], ab[seed % 2][0], ab[seed % 2][1],
+                      seed % 3 == 0 ? 4 : 0, seed);
+}
+END_TEST
+
 START_TEST(test_sgemm_empty)
 {
     float a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {1, 2, 3, 4, 5, 6};
@@ -790,6 +808,7 @@ static Suite *kernels_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_sgemm_awkward_sizes);
     tcase_add_test(tc, test_sgemm_wide);
+    tcase_add_test(tc, test_sgemm_threads_large);
     tcase_add_test(tc, test_sgemm_empty);
     suite_add_tcase(s, tc);
 

@@ -173,16 +173,33 @@ END_TEST
 START_TEST(test_threads)
 {
     long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int all = online < 1 ? 1 : (online > 1024 ? 1024 : (int)online);
+    const char *env = getenv("DNG_NUM_THREADS");
+    char saved[64] = "";
     int before;
+    if (env)
+        snprintf(saved, sizeof saved, "%s", env);
     ck_assert_int_eq(dng_set_num_threads(1), DNG_OK);
     ck_assert_int_eq(dng_get_num_threads(), 1);
     ck_assert_int_eq(dng_set_num_threads(3), DNG_OK);
     ck_assert_int_eq(dng_get_num_threads(), 3);
     ck_assert_int_eq(dng_set_num_threads(1024), DNG_OK);
     ck_assert_int_eq(dng_get_num_threads(), 1024);
+    /* 0: DNG_NUM_THREADS when it holds 1..1024, else every processor */
+    setenv("DNG_NUM_THREADS", "3", 1);
     ck_assert_int_eq(dng_set_num_threads(0), DNG_OK);
-    ck_assert_int_eq(dng_get_num_threads(),
-                     online < 1 ? 1 : (online > 1024 ? 1024 : (int)online));
+    ck_assert_int_eq(dng_get_num_threads(), 3);
+    setenv("DNG_NUM_THREADS", "1025", 1);
+    ck_assert_int_eq(dng_set_num_threads(0), DNG_OK);
+    ck_assert_int_eq(dng_get_num_threads(), all);
+    setenv("DNG_NUM_THREADS", "2x", 1);
+    ck_assert_int_eq(dng_set_num_threads(0), DNG_OK);
+    ck_assert_int_eq(dng_get_num_threads(), all);
+    unsetenv("DNG_NUM_THREADS");
+    ck_assert_int_eq(dng_set_num_threads(0), DNG_OK);
+    ck_assert_int_eq(dng_get_num_threads(), all);
+    if (saved[0])
+        setenv("DNG_NUM_THREADS", saved, 1);
     ck_assert_int_eq(dng_set_num_threads(2), DNG_OK);
     before = dng_get_num_threads();
     EXPECT_ERR(dng_set_num_threads(-1), DNG_ERR_INVALID_ARGUMENT,

@@ -61,6 +61,52 @@ static inline double dng_test_dot(const float *y, const float *r, int64_t n)
     return s;
 }
 
+/* Central difference of L = sum(y * r) with respect to *v, with the
+ * dropout seed reset before each forward so masks repeat. */
+static inline double dng_test_numeric(dng_net *net, dng_tensor *x,
+                                      const dng_tensor *r, float *v,
+                                      double eps)
+{
+    dng_tensor *y = NULL;
+    float keep = *v;
+    double lp, lm;
+    *v = keep + (float)eps;
+    dng_net_set_seed(net, 7);
+    dng_net_forward(net, x, &y);
+    lp = dng_test_dot(dng_tensor_data(y),
+                      dng_tensor_data((dng_tensor *)r), dng_tensor_numel(y));
+    *v = keep - (float)eps;
+    dng_net_set_seed(net, 7);
+    dng_net_forward(net, x, &y);
+    lm = dng_test_dot(dng_tensor_data(y),
+                      dng_tensor_data((dng_tensor *)r), dng_tensor_numel(y));
+    *v = keep;
+    return (lp - lm) / (2.0 * eps);
+}
+
+/* Compare an analytic gradient an[0..n) of the values v[0..n) with
+ * central differences at up to `samples` evenly spread entries; keep the
+ * worst closeness ratio and where it happened. */
+static inline void dng_test_compare_fd(dng_net *net, dng_tensor *x,
+                                       const dng_tensor *r, float *v,
+                                       const float *an, int64_t n,
+                                       const char *name, double eps,
+                                       double atol, double rtol, int samples,
+                                       double *worst, char *where,
+                                       size_t where_len)
+{
+    int64_t stride = n > samples ? n / samples : 1;
+    for (int64_t i = 0; i < n; i += stride) {
+        double num = dng_test_numeric(net, x, r, &v[i], eps);
+        double ratio = fabs(an[i] - num) / (atol + rtol * fabs(num));
+        if (!(ratio <= *worst)) {
+            *worst = isnan(ratio) ? INFINITY : ratio;
+            snprintf(where, where_len, "%s[%lld]: analytic %g, numeric %g",
+                     name, (long long)i, (double)an[i], num);
+        }
+    }
+}
+
 /* Check net's backward (input gradient and every parameter gradient)
  * against central finite differences of L = sum(y * r), perturbing up to
  * `samples` entries of x and of each parameter. The dropout seed is reset
@@ -72,79 +118,29 @@ static inline double dng_test_gradcheck(dng_net *net, dng_tensor *x,
                                         size_t where_len)
 {
     dng_tensor *y = NULL, *dx = NULL, *r;
-    int64_t shape[DNG_MAX_DIMS];
+    int64_t shape[DNG_MAX_DIMS], n = dng_tensor_numel(x);
     double worst = 0.0;
-    int nd, np;
-    float *xd = dng_tensor_data(x);
+    float *an;
     snprintf(where, where_len, "nothing checked");
     dng_net_set_seed(net, 7);
     ck_assert_int_eq(dng_net_forward(net, x, &y), DNG_OK);
-    nd = dng_tensor_ndim(y);
     dng_tensor_shape(y, shape);
-    r = dng_tensor_create(nd, shape);
+    r = dng_tensor_create(dng_tensor_ndim(y), shape);
     dng_test_fill(dng_tensor_data(r), dng_tensor_numel(r), 99, -1.0f, 1.0f);
     ck_assert_int_eq(dng_net_zero_grad(net), DNG_OK);
     ck_assert_int_eq(dng_net_backward(net, r, &dx), DNG_OK);
-    {
-        int64_t n = dng_tensor_numel(x);
-        float *an = malloc(sizeof(float) * (size_t)n);
-        memcpy(an, dng_tensor_data(dx), sizeof(float) * (size_t)n);
-        int64_t stride = n > samples ? n / samples : 1;
-        for (int64_t i = 0; i < n; i += stride) {
-            float keep = xd[i];
-            double lp, lm, num, ratio;
-            xd[i] = keep + (float)eps;
-            dng_net_set_seed(net, 7);
-            dng_net_forward(net, x, &y);
-            lp = dng_test_dot(dng_tensor_data(y), dng_tensor_data(r),
-                              dng_tensor_numel(y));
-            xd[i] = keep - (float)eps;
-            dng_net_set_seed(net, 7);
-            dng_net_forward(net, x, &y);
-            lm = dng_test_dot(dng_tensor_data(y), dng_tensor_data(r),
-                              dng_tensor_numel(y));
-            xd[i] = keep;
-            num = (lp - lm) / (2.0 * eps);
-            ratio = fabs(an[i] - num) / (atol + rtol * fabs(num));
-            if (!(ratio <= worst)) {
-                worst = isnan(ratio) ? INFINITY : ratio;
-                snprintf(where, where_len, "dx[%lld]: analytic %g, "
-                         "numeric %g", (long long)i, (double)an[i], num);
-            }
-        }
-        free(an);
-    }
-    np = dng_net_num_params(net);
-    for (int p = 0; p < np; p++) {
-        dng_tensor *w = dng_net_param(net, p);
-        float *wd = dng_tensor_data(w);
-        float *gd = dng_tensor_data(dng_net_grad(net, p));
-        int64_t n = dng_tensor_numel(w);
-        int64_t stride = n > samples ? n / samples : 1;
-        for (int64_t i = 0; i < n; i += stride) {
-            float keep = wd[i];
-            double lp, lm, num, ratio;
-            wd[i] = keep + (float)eps;
-            dng_net_set_seed(net, 7);
-            dng_net_forward(net, x, &y);
-            lp = dng_test_dot(dng_tensor_data(y), dng_tensor_data(r),
-                              dng_tensor_numel(y));
-            wd[i] = keep - (float)eps;
-            dng_net_set_seed(net, 7);
-            dng_net_forward(net, x, &y);
-            lm = dng_test_dot(dng_tensor_data(y), dng_tensor_data(r),
-                              dng_tensor_numel(y));
-            wd[i] = keep;
-            num = (lp - lm) / (2.0 * eps);
-            ratio = fabs(gd[i] - num) / (atol + rtol * fabs(num));
-            if (!(ratio <= worst)) {
-                worst = isnan(ratio) ? INFINITY : ratio;
-                snprintf(where, where_len, "%s[%lld]: analytic %g, "
-                         "numeric %g", dng_net_param_name(net, p),
-                         (long long)i, (double)gd[i], num);
-            }
-        }
-    }
+    /* dx is borrowed and the checks below run forwards: keep a copy. */
+    an = malloc(sizeof(float) * (size_t)n);
+    memcpy(an, dng_tensor_data(dx), sizeof(float) * (size_t)n);
+    dng_test_compare_fd(net, x, r, dng_tensor_data(x), an, n, "dx", eps,
+                        atol, rtol, samples, &worst, where, where_len);
+    free(an);
+    for (int p = 0; p < dng_net_num_params(net); p++)
+        dng_test_compare_fd(net, x, r, dng_tensor_data(dng_net_param(net, p)),
+                            dng_tensor_data(dng_net_grad(net, p)),
+                            dng_tensor_numel(dng_net_param(net, p)),
+                            dng_net_param_name(net, p), eps, atol, rtol,
+                            samples, &worst, where, where_len);
     dng_tensor_destroy(r);
     return worst;
 }

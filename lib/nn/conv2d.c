@@ -7,17 +7,16 @@
 
 #include "layer-impl.h"
 
-#if defined(_OPENMP)
-#define CONV_PRAGMA(x) _Pragma(#x)
-#else
-#define CONV_PRAGMA(x)
-#endif
-
 /* Loops over samples or planes whose iterations touch disjoint memory:
  * sharing them among lt threads changes no result. */
+#if defined(_OPENMP)
+#define CONV_PRAGMA(x) _Pragma(#x)
 #define PARALLEL_FOR                                                         \
     CONV_PRAGMA(omp parallel for num_threads(lt) if (lt > 1)                 \
                 schedule(static))
+#else
+#define PARALLEL_FOR (void)lt;
+#endif
 
 /* Positions of the constructor arguments in iargs; the model file stores
  * them in this order. */

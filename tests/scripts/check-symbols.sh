@@ -95,10 +95,27 @@ if [ -f "$readme" ] && [ -f "$ci" ]; then
         echo "README.md has no 'apt-get install -y ... &&' command"
         status=1
     fi
+    # .ci/run lists its packages one per line inside packages=( ... ).
+    sed -n '/^packages=(/,/^)/p' "$ci" | sed '1d;$d' | tr -d ' \t' \
+        >"$tmp/ci-packages"
     for p in $pkgs; do
-        grep -Eq "^[[:space:]]*$p([[:space:]]|\\\\|\$)" "$ci" ||
+        grep -qxF -- "$p" "$tmp/ci-packages" ||
             { echo ".ci/run does not install README's package $p"; status=1; }
     done
+fi
+# The README's C program is doc/snippets/readme.c, which the docs suite
+# compiles and runs: the text must show that file exactly.
+snippet="$srcroot/doc/snippets/readme.c"
+if [ -f "$readme" ] && [ -f "$snippet" ]; then
+    awk '/^```c$/ { on = 1; next } on && /^```$/ { exit } on' "$readme" \
+        >"$tmp/readme.c"
+    if cmp -s "$tmp/readme.c" "$snippet"; then
+        echo "README's C program is doc/snippets/readme.c"
+    else
+        echo "README's C program differs from doc/snippets/readme.c:"
+        diff "$snippet" "$tmp/readme.c" | head -n 20
+        status=1
+    fi
 fi
 
 exit $status
