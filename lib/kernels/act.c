@@ -25,8 +25,11 @@ void dng__act_forward(int kind, float param, const float *x, float *y,
             y[i] = x[i] > 0.0f ? x[i] : 0.0f;
         break;
     case DNG_ACT_LEAKY_RELU: /* x > 0 ? x : a x */
-        for (int64_t i = 0; i < n; i++)
-            y[i] = x[i] > 0.0f ? x[i] : param * x[i];
+        /* Both sides computed, then selected: no branch, so it vectorises. */
+        for (int64_t i = 0; i < n; i++) {
+            float v = x[i], s = param * v;
+            y[i] = v > 0.0f ? v : s;
+        }
         break;
     case DNG_ACT_SIGMOID:
         for (int64_t i = 0; i < n; i++)
@@ -53,8 +56,10 @@ void dng__act_backward(int kind, float param, const float *x, const float *y,
 {
     switch (kind) {
     case DNG_ACT_RELU:
-        for (int64_t i = 0; i < n; i++)
-            dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+        for (int64_t i = 0; i < n; i++) {
+            float g = dy[i];
+            dx[i] = x[i] > 0.0f ? g : 0.0f;
+        }
         break;
     case DNG_ACT_LEAKY_RELU:
         for (int64_t i = 0; i < n; i++)
