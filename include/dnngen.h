@@ -1213,7 +1213,11 @@ DNG_API dng_status dng_gan_step(dng_gan *gan, const dng_tensor *real,
  * Train for @p epochs over @p ds (reshuffled every epoch with the
  * trainer's generator) in batches of @p batch_size (a last partial batch
  * is dropped), reporting every report interval and at the end through
- * @p callback (may be NULL).
+ * @p callback (may be NULL). Every call starts a fresh epoch, so a
+ * checkpoint taken between calls resumes bit-identically; one taken from
+ * the callback mid-epoch resumes with a new shuffle. For exact mid-epoch
+ * resumption drive dng_gan_step() with your own data order, as
+ * examples/fashion-gan.c does.
  * @since 0.1.0
  */
 DNG_API dng_status dng_gan_train(dng_gan *gan, const dng_dataset *ds,

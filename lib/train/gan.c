@@ -610,7 +610,7 @@ DNG_API dng_status dng_gan_train(dng_gan *gan, const dng_dataset *ds,
                                  int epochs, int64_t batch_size,
                                  dng_gan_callback callback, void *user)
 {
-    int64_t n, per = 1, batches, since = 0, total_steps;
+    int64_t n, batches, since = 0, total_steps;
     int ndim;
     int64_t shape[DNG_MAX_DIMS + 1];
     dng_tensor *x = NULL;
@@ -640,8 +640,6 @@ DNG_API dng_status dng_gan_train(dng_gan *gan, const dng_dataset *ds,
                           dng__shape_str(b, sizeof b, gan->d->in_ndim,
                                          gan->d->in_shape));
     }
-    for (int i = 1; i <= ndim; i++)
-        per *= shape[i];
     shape[0] = batch_size;
     x = dng_tensor_create(ndim + 1, shape);
     if (!x)
