@@ -39,6 +39,19 @@ static void fixture_free(gan_fixture *f)
 
 /* Generator latent -> 2 and discriminator 2 -> 1, with batch norm in D so
  * running statistics are exercised. */
+/* A trainer over g and d (taken over by the fixture) with DCGAN's Adam
+ * settings at lr 1e-3, seeded. */
+static gan_fixture adam_gan(dng_net *g, dng_net *d, uint64_t seed)
+{
+    gan_fixture f = {.g = g, .d = d};
+    f.go = dng_adam(1e-3f, 0.5f, 0.999f, 1e-8f, 0.0f);
+    f.dop = dng_adam(1e-3f, 0.5f, 0.999f, 1e-8f, 0.0f);
+    f.gan = dng_gan_create(f.g, f.d, f.go, f.dop);
+    ck_assert_ptr_nonnull(f.gan);
+    ck_assert_int_eq(dng_gan_set_seed(f.gan, seed), DNG_OK);
+    return f;
+}
+
 static gan_fixture small_gan_act(uint64_t seed, int with_bn, dng_act act)
 {
     gan_fixture f;
@@ -54,12 +67,7 @@ static gan_fixture small_gan_act(uint64_t seed, int with_bn, dng_act act)
     ck_assert_int_eq(dng_net_init(f.g, DNG_INIT_XAVIER_UNIFORM, r), DNG_OK);
     ck_assert_int_eq(dng_net_init(f.d, DNG_INIT_XAVIER_UNIFORM, r), DNG_OK);
     dng_rng_destroy(r);
-    f.go = dng_adam(1e-3f, 0.5f, 0.999f, 1e-8f, 0.0f);
-    f.dop = dng_adam(1e-3f, 0.5f, 0.999f, 1e-8f, 0.0f);
-    f.gan = dng_gan_create(f.g, f.d, f.go, f.dop);
-    ck_assert_ptr_nonnull(f.gan);
-    ck_assert_int_eq(dng_gan_set_seed(f.gan, seed), DNG_OK);
-    return f;
+    return adam_gan(f.g, f.d, seed);
 }
 
 static gan_fixture small_gan(uint64_t seed, int with_bn)
@@ -116,19 +124,14 @@ static void ring_batch(dng_rng *r, float *x, int64_t n, float sd)
 START_TEST(test_gaussian_1d)
 {
     /* Target N(3, 0.5^2); the generator must match mean and std to 0.1. */
-    int64_t one = 1, shape[2] = {128, 1}, sshape[2] = {10000, 1};
-    dng_net *g = mlp(4, 32, 1, 2, DNG_ACT_LEAKY_RELU, 0.2f);
-    dng_net *d = mlp(1, 32, 1, 2, DNG_ACT_LEAKY_RELU, 0.2f);
-    dng_optim *go = dng_adam(1e-3f, 0.5f, 0.999f, 1e-8f, 0.0f);
-    dng_optim *dop = dng_adam(1e-3f, 0.5f, 0.999f, 1e-8f, 0.0f);
-    dng_gan *gan = dng_gan_create(g, d, go, dop);
+    int64_t shape[2] = {128, 1}, sshape[2] = {10000, 1};
+    gan_fixture f = adam_gan(mlp(4, 32, 1, 2, DNG_ACT_LEAKY_RELU, 0.2f),
+                             mlp(1, 32, 1, 2, DNG_ACT_LEAKY_RELU, 0.2f), 5);
+    dng_gan *gan = f.gan;
     dng_tensor *real = dng_tensor_create(2, shape);
     dng_tensor *s = dng_tensor_create(2, sshape);
     dng_rng *data = dng_rng_create(11);
     double mean = 0, var = 0;
-    (void)one;
-    ck_assert_ptr_nonnull(gan);
-    dng_gan_set_seed(gan, 5);
     for (int step = 0; step < 3000; step++) {
         dng_tensor_fill_normal(real, data, 3.0f, 0.5f);
         ck_assert_int_eq(dng_gan_step(gan, real, NULL, NULL), DNG_OK);
@@ -147,11 +150,7 @@ START_TEST(test_gaussian_1d)
     dng_tensor_destroy(real);
     dng_tensor_destroy(s);
     dng_rng_destroy(data);
-    dng_gan_destroy(gan);
-    dng_optim_destroy(go);
-    dng_optim_destroy(dop);
-    dng_net_destroy(g);
-    dng_net_destroy(d);
+    fixture_free(&f);
 }
 END_TEST
 
@@ -160,18 +159,14 @@ START_TEST(test_ring_of_gaussians)
     /* Mode coverage on the ring of 8: at least 6 modes each receive a
      * share of the samples within 3 std of their centre. */
     int64_t shape[2] = {128, 2}, sshape[2] = {4000, 2};
-    dng_net *g = mlp(8, 64, 2, 2, DNG_ACT_RELU, 0.0f);
-    dng_net *d = mlp(2, 64, 1, 2, DNG_ACT_LEAKY_RELU, 0.2f);
-    dng_optim *go = dng_adam(1e-3f, 0.5f, 0.999f, 1e-8f, 0.0f);
-    dng_optim *dop = dng_adam(1e-3f, 0.5f, 0.999f, 1e-8f, 0.0f);
-    dng_gan *gan = dng_gan_create(g, d, go, dop);
+    gan_fixture f = adam_gan(mlp(8, 64, 2, 2, DNG_ACT_RELU, 0.0f),
+                             mlp(2, 64, 1, 2, DNG_ACT_LEAKY_RELU, 0.2f), 9);
+    dng_gan *gan = f.gan;
     dng_tensor *real = dng_tensor_create(2, shape);
     dng_tensor *s = dng_tensor_create(2, sshape);
     dng_rng *data = dng_rng_create(3);
     int counts[8] = {0}, covered = 0, good = 0;
     const float sd = 0.05f;
-    ck_assert_ptr_nonnull(gan);
-    dng_gan_set_seed(gan, 9);
     for (int step = 0; step < 3000; step++) {
         ring_batch(data, dng_tensor_data(real), 128, sd);
         ck_assert_int_eq(dng_gan_step(gan, real, NULL, NULL), DNG_OK);
@@ -197,11 +192,7 @@ START_TEST(test_ring_of_gaussians)
     dng_tensor_destroy(real);
     dng_tensor_destroy(s);
     dng_rng_destroy(data);
-    dng_gan_destroy(gan);
-    dng_optim_destroy(go);
-    dng_optim_destroy(dop);
-    dng_net_destroy(g);
-    dng_net_destroy(d);
+    fixture_free(&f);
 }
 END_TEST
 
